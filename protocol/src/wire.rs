@@ -95,9 +95,13 @@ pub struct PluginHello {
     /// The plugin's own version, free text.
     #[serde(default)]
     pub version: String,
-    /// One line saying what the plugin does.
+    /// One line saying what the plugin does, shown by `!help`.
     #[serde(default)]
     pub description: String,
+    /// Longer help for the plugin as a whole (for behaviour that is not a command, such as
+    /// `s/find/replace/`), possibly several lines, shown by `!help <plugin>`.
+    #[serde(default)]
+    pub help: String,
     /// The commands the plugin owns.
     #[serde(default)]
     pub commands: Vec<CommandSpec>,
@@ -618,6 +622,9 @@ pub struct PluginInfo {
     /// Its description, from its hello.
     #[serde(default)]
     pub description: String,
+    /// Its longer help, from its hello.
+    #[serde(default)]
+    pub help: String,
     /// `starting`, `running`, `restarting`, `failed` or `stopped`.
     #[serde(default)]
     pub state: String,
