@@ -1,1 +1,7 @@
-fn main() {}
+//! `hamper-help`: the help plugin, run by the hamper supervisor.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    hamper_protocol::sdk::run(hamper_help::Help)
+}

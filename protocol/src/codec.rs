@@ -152,7 +152,7 @@ pub fn encode_line<T: Serialize>(value: &T) -> serde_json::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{FromPlugin, Pong, PingId};
+    use crate::wire::{FromPlugin, PingId, Pong};
 
     type Codec = NdjsonCodec<FromPlugin, FromPlugin>;
 

@@ -277,7 +277,8 @@ impl Context {
         struct Listed {
             items: Vec<KvItem>,
         }
-        let params = serde_json::to_value(params).map_err(|e| RequestError::BadResult(e.to_string()))?;
+        let params =
+            serde_json::to_value(params).map_err(|e| RequestError::BadResult(e.to_string()))?;
         self.request_as::<Listed>("kv.list", params)
             .await
             .map(|l| l.items)
@@ -508,7 +509,11 @@ mod tests {
         );
         let pong: FromPlugin =
             serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
-        assert_eq!(pong, FromPlugin::Pong(Pong { id: PingId(42) }), "pong comes after the reply");
+        assert_eq!(
+            pong,
+            FromPlugin::Pong(Pong { id: PingId(42) }),
+            "pong comes after the reply"
+        );
 
         host_out
             .write_all(b"{\"type\":\"goodbye\",\"reason\":\"test\"}\n")

@@ -710,7 +710,8 @@ mod tests {
     fn roundtrip_to(line: &str) -> ToPlugin {
         let parsed: ToPlugin = serde_json::from_str(line).expect("parse");
         let again: ToPlugin =
-            serde_json::from_str(&serde_json::to_string(&parsed).expect("encode")).expect("reparse");
+            serde_json::from_str(&serde_json::to_string(&parsed).expect("encode"))
+                .expect("reparse");
         assert_eq!(parsed, again);
         parsed
     }
@@ -798,7 +799,8 @@ mod tests {
     #[test]
     fn an_unknown_error_code_from_a_newer_host_still_parses() {
         let err: ErrorBody =
-            serde_json::from_str(r#"{"code":"rate_limited","message":"slow down"}"#).expect("parse");
+            serde_json::from_str(r#"{"code":"rate_limited","message":"slow down"}"#)
+                .expect("parse");
         assert_eq!(err.code, ErrorCode::Other);
     }
 

@@ -1,1 +1,218 @@
-//! lib
+//! hamper: an IRC bot whose plugins are child processes speaking NDJSON.
+//!
+//! The supervisor owns the one IRC connection and the database, spawns each plugin as a child
+//! process, routes events and commands to them, and restarts a crashed plugin on its own while
+//! the connection and the other plugins carry on. The binary (`main.rs`) only parses the
+//! command line and calls [`run`].
+
+pub mod addressing;
+pub mod chat;
+pub mod commands;
+pub mod config;
+pub mod console;
+pub mod guard;
+pub mod irc;
+pub mod mask;
+pub mod outbound;
+pub mod plugin;
+pub mod router;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::console::ConsoleOptions;
+use crate::plugin::{spawn_runner, RunnerSettings};
+use crate::router::{RouterCtl, RouterParts};
+
+/// Where the bot talks.
+#[derive(Debug, Clone)]
+pub enum Frontend {
+    /// A real IRC server, as configured.
+    Irc,
+    /// The terminal: stdin lines in, stdout lines out.
+    Console(ConsoleOptions),
+}
+
+/// Options that are not configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print every protocol line to stderr.
+    pub trace: bool,
+    /// The `hamper` binary to use as each plugin's guard (`None` runs plugins unguarded).
+    pub guard: Option<PathBuf>,
+}
+
+/// Why the bot could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration cannot run.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The database could not be opened.
+    #[error("failed to open the database {db}: {source}")]
+    Storage {
+        /// The redacted URL.
+        db: String,
+        /// Why.
+        #[source]
+        source: hamper_storage::StorageError,
+    },
+    /// Reading the console failed.
+    #[error("console i/o failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long plugins get to stop when the bot shuts down, overall.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Runs the whole bot until `shutdown` (or, in console mode, the end of input).
+pub async fn run(
+    config: Config,
+    frontend: Frontend,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    if matches!(frontend, Frontend::Irc) {
+        config.check_runnable()?;
+    }
+    let config = Arc::new(config);
+    let (router_ctl, ctl_rx) = mpsc::channel(64);
+    let storage = open_storage(&config, router_ctl.clone(), shutdown.clone()).await?;
+
+    let tracker = TaskTracker::new();
+    let plugin_shutdown = CancellationToken::new();
+    let (runner_tx, runner_rx) = mpsc::channel(1024);
+    let plugins = config
+        .plugins
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let mut settings = RunnerSettings::new(i, spec.clone());
+            settings.plugin_dir = config.plugin_dir.clone();
+            settings.guard = options.guard.clone();
+            settings.trace = options.trace;
+            spawn_runner(
+                settings,
+                runner_tx.clone(),
+                plugin_shutdown.clone(),
+                &tracker,
+            )
+        })
+        .collect();
+    drop(runner_tx);
+
+    let (net_in_tx, net_in_rx) = mpsc::channel(1024);
+    let (net_out_tx, net_out_rx) = mpsc::channel(1024);
+    let router_shutdown = CancellationToken::new();
+    let router = tokio::spawn(router::run(
+        RouterParts {
+            config: config.clone(),
+            plugins,
+            storage,
+            net_in: net_in_rx,
+            net_out: net_out_tx,
+            runners: runner_rx,
+            ctl: ctl_rx,
+        },
+        router_shutdown.clone(),
+    ));
+
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let _ = router_ctl.send(RouterCtl::WhenReady(ready_tx)).await;
+    let longest = config
+        .plugins
+        .iter()
+        .map(|p| p.limits.handshake_timeout)
+        .max()
+        .unwrap_or_default();
+    tokio::select! {
+        _ = ready_rx => {}
+        _ = tokio::time::sleep(longest + Duration::from_secs(2)) => warn!("plugins are still starting; carrying on"),
+        _ = shutdown.cancelled() => {}
+    }
+
+    let result = match frontend {
+        Frontend::Irc => {
+            irc::run(
+                irc::IrcSettings::from_config(&config),
+                net_in_tx,
+                net_out_rx,
+                shutdown.clone(),
+            )
+            .await;
+            Ok(())
+        }
+        Frontend::Console(opts) => {
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            tokio::select! {
+                r = console::run(opts, config.nickname.clone(), input, tokio::io::stdout(), net_in_tx, net_out_rx, router_ctl.clone()) => r.map_err(RunError::from),
+                _ = shutdown.cancelled() => Ok(()),
+            }
+        }
+    };
+
+    info!("stopping plugins");
+    plugin_shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("plugins did not all stop within the deadline");
+    }
+    router_shutdown.cancel();
+    let _ = router.await;
+    result
+}
+
+/// Opens the database. SQLite must open now; PostgreSQL may be down at start, in which case the
+/// bot runs and storage requests fail with `unavailable` until a background retry connects.
+async fn open_storage(
+    config: &Config,
+    router: mpsc::Sender<RouterCtl>,
+    shutdown: CancellationToken,
+) -> Result<Option<hamper_storage::Storage>, RunError> {
+    let url = config.db.expose().to_string();
+    let shown = config::redact_url(&url);
+    match hamper_storage::Storage::open(&url).await {
+        Ok(storage) => {
+            info!(db = %storage.describe(), "storage ready");
+            Ok(Some(storage))
+        }
+        Err(err) if url.starts_with("postgres") => {
+            warn!(db = %shown, error = %err, "database unavailable at start; retrying in the background");
+            tokio::spawn(async move {
+                let backoff = plugin::restart::Backoff {
+                    initial: Duration::from_secs(1),
+                    max: Duration::from_secs(30),
+                };
+                let mut attempt = 1;
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff.delay(attempt)) => {}
+                    }
+                    match hamper_storage::Storage::open(&url).await {
+                        Ok(storage) => {
+                            let _ = router.send(RouterCtl::Storage(storage)).await;
+                            return;
+                        }
+                        Err(err) => {
+                            warn!(db = %shown, error = %err, "database still unavailable");
+                            attempt += 1;
+                        }
+                    }
+                }
+            });
+            Ok(None)
+        }
+        Err(source) => Err(RunError::Storage { db: shown, source }),
+    }
+}

@@ -1,1 +1,269 @@
-fn main() {}
+//! The `hamper` binary: parses the command line, starts logging, loads the config, and hands
+//! over to the library. Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hamper::config::{Config, PluginSpec};
+use hamper::console::ConsoleOptions;
+use hamper::{Frontend, RunError, RunOptions};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hamper",
+    version,
+    about = "An IRC bot whose plugins are any executable"
+)]
+struct Cli {
+    /// The config file (YAML). Default: ./hamper.conf if it exists.
+    #[arg(long, short, global = true, env = "HAMPER_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bot on IRC, as configured (the default).
+    Run,
+    /// Run the whole bot against this terminal instead of IRC.
+    Console(ConsoleArgs),
+    /// Run one plugin alone under the console, for debugging it.
+    Plugin {
+        /// A plugin name (`karma`) or the path of an executable.
+        plugin: String,
+        /// Print every protocol line, both ways, to stderr.
+        #[arg(long)]
+        trace: bool,
+        #[command(flatten)]
+        console: ConsoleArgs,
+    },
+    /// Print the resolved configuration with secrets masked, or every problem with its fix.
+    CheckConfig,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Copy karma from an original Hamper database (SQLite or PostgreSQL URL).
+    ImportHamper {
+        /// The original's database URL, e.g. sqlite:///hamper.db or postgres://…
+        #[arg(long)]
+        from: String,
+    },
+    /// Internal: lead a plugin's process group and kill it if the supervisor dies.
+    #[command(name = "__guard", hide = true)]
+    Guard {
+        /// The plugin's program and arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        argv: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConsoleArgs {
+    /// Who is speaking.
+    #[arg(long, default_value = "you")]
+    nick: String,
+    /// Where.
+    #[arg(long, default_value = "#hamper")]
+    channel: String,
+    /// Print every protocol line, both ways, to stderr.
+    #[arg(long)]
+    trace: bool,
+}
+
+impl ConsoleArgs {
+    fn options(&self) -> ConsoleOptions {
+        ConsoleOptions {
+            nick: self.nick.clone(),
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Guard { argv }) = &cli.command {
+        let argv: Vec<String> = argv.iter().skip_while(|a| *a == "--").cloned().collect();
+        return hamper::guard::run_guard(&argv);
+    }
+    let default_level = match cli.command {
+        Some(Command::Console(_)) | Some(Command::Plugin { .. }) => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("hamper: failed to start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    Config::load(cli.config.as_deref(), &env).map_err(|err| {
+        eprintln!("hamper: {err}");
+        ExitCode::from(2)
+    })
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    let mut config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let guard = std::env::current_exe().ok();
+    let (frontend, trace) = match &cli.command {
+        None | Some(Command::Run) => (Frontend::Irc, false),
+        Some(Command::Console(args)) => (Frontend::Console(args.options()), args.trace),
+        Some(Command::Plugin {
+            plugin,
+            trace,
+            console,
+        }) => {
+            config.plugins = vec![single_plugin(plugin, &config)];
+            (
+                Frontend::Console(console.options()),
+                *trace || console.trace,
+            )
+        }
+        Some(Command::CheckConfig) => return check_config(&config),
+        Some(Command::Migrate) => return migrate(&config).await,
+        Some(Command::ImportHamper { from }) => return import(&config, from).await,
+        Some(Command::Guard { .. }) => return ExitCode::from(2),
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let options = RunOptions { trace, guard };
+    match hamper::run(config, frontend, options, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RunError::Config(err)) => {
+            eprintln!("hamper: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("hamper: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The plugin for `hamper plugin NAME|PATH`: a path runs that executable, a name the built-in
+/// (or configured) plugin of that name.
+fn single_plugin(arg: &str, config: &Config) -> PluginSpec {
+    if let Some(spec) = config.plugins.iter().find(|p| p.name == arg) {
+        return spec.clone();
+    }
+    let path = std::path::Path::new(arg);
+    if arg.contains('/') || path.is_file() {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let name: String = stem
+            .trim_start_matches("hamper-")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let mut spec = PluginSpec::named(if name.is_empty() { "plugin" } else { &name });
+        spec.command = Some(vec![arg.to_string()]);
+        spec
+    } else {
+        PluginSpec::named(arg)
+    }
+}
+
+fn check_config(config: &Config) -> ExitCode {
+    match serde_yaml_ng::to_string(&config.masked()) {
+        Ok(yaml) => print!("{yaml}"),
+        Err(err) => {
+            eprintln!("hamper: failed to print the configuration: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Err(err) = config.check_runnable() {
+        eprintln!(
+            "hamper: note: `hamper run` would refuse this configuration:\n  {}",
+            err.errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+async fn migrate(config: &Config) -> ExitCode {
+    match hamper_storage::Storage::migrate(config.db.expose()).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!(
+                "hamper: failed to migrate {}: {err}",
+                hamper::config::redact_url(config.db.expose())
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import(config: &Config, from: &str) -> ExitCode {
+    let storage = match hamper_storage::Storage::open(config.db.expose()).await {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!(
+                "hamper: failed to open {}: {err}",
+                hamper::config::redact_url(config.db.expose())
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match hamper_storage::import_hamper(from, &storage).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!(
+                "hamper: failed to import from {}: {err}",
+                hamper::config::redact_url(from)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,334 @@
+//! Reading a database URL (the `db` setting or `DATABASE_URL`) into a backend, and redacting it.
+//!
+//! Two kinds of people write these URLs. People coming from the original Hamper have SQLAlchemy
+//! URLs: `sqlite:///hamper.db` is the *relative* file `hamper.db`, `sqlite:////var/lib/h.db` is
+//! absolute, `sqlite://` is in memory, and Heroku hands out `postgres://`. People who know sqlx
+//! write `sqlite:hamper.db` or `sqlite://hamper.db`. Both are accepted. Where the two readings
+//! disagree (three slashes, which sqlx reads as an absolute path) SQLAlchemy wins, so that an
+//! existing Hamper config keeps pointing at the same file. A bare path is a SQLite file too.
+//!
+//! A URL can carry a password, so nothing here puts the URL itself in an error or a log: every
+//! message uses [`redact_url`].
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::StorageError;
+
+/// Where the data lives, as parsed from a URL.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// A SQLite file (relative paths are relative to the working directory).
+    SqliteFile(PathBuf),
+    /// A SQLite database in memory, gone when the process exits.
+    SqliteMemory,
+    /// A PostgreSQL server.
+    Postgres(Box<PgConnectOptions>),
+}
+
+impl Target {
+    /// How the target is shown in logs and errors: never with a password.
+    pub(crate) fn describe(&self, url: &str) -> String {
+        match self {
+            Target::SqliteFile(path) => format!("sqlite:{}", path.display()),
+            Target::SqliteMemory => "sqlite::memory:".to_string(),
+            Target::Postgres(_) => redact_url(url.trim()),
+        }
+    }
+}
+
+/// Parses a database URL; see the module docs for the accepted forms.
+pub(crate) fn parse(url: &str) -> Result<Target, StorageError> {
+    let url = url.trim();
+    let unsupported = |reason: &str| StorageError::UnsupportedUrl {
+        url: redact_url(url),
+        reason: reason.to_string(),
+    };
+    if url.is_empty() {
+        return Err(unsupported("it is empty"));
+    }
+    let Some((scheme, rest)) = split_scheme(url) else {
+        return Ok(sqlite_path(url));
+    };
+    // SQLAlchemy spells a driver after a plus: `postgresql+psycopg2://`, `sqlite+pysqlite:///`.
+    let base = scheme
+        .split('+')
+        .next()
+        .unwrap_or(scheme)
+        .to_ascii_lowercase();
+    match base.as_str() {
+        "sqlite" | "sqlite3" => {
+            let path = match rest.strip_prefix("//") {
+                // SQLAlchemy: the third slash ends an empty host; what follows is the path.
+                Some(after) => after.strip_prefix('/').unwrap_or(after),
+                None => rest,
+            };
+            let path = match path.split_once('?') {
+                Some((path, query)) => {
+                    tracing::warn!(%query, "ignoring the query part of a sqlite database URL");
+                    path
+                }
+                None => path,
+            };
+            Ok(sqlite_path(path))
+        }
+        "postgres" | "postgresql" => {
+            if !rest.starts_with("//") {
+                return Err(unsupported("a PostgreSQL URL starts with `postgres://`"));
+            }
+            let options = PgConnectOptions::from_str(&format!("postgres:{rest}"))
+                .map_err(|e| unsupported(&format!("it is not a valid PostgreSQL URL ({e})")))?;
+            Ok(Target::Postgres(Box::new(options)))
+        }
+        _ => Err(unsupported(&format!(
+            "`{scheme}` databases are not supported, only SQLite and PostgreSQL"
+        ))),
+    }
+}
+
+fn sqlite_path(path: &str) -> Target {
+    if path.is_empty() || path == ":memory:" {
+        Target::SqliteMemory
+    } else {
+        Target::SqliteFile(Path::new(path).to_path_buf())
+    }
+}
+
+/// Splits `scheme:rest` when the text before the first colon looks like a URL scheme (RFC 3986:
+/// a letter, then letters, digits, `+`, `-` or `.`). A single letter is left alone, so that a
+/// path such as `C:\bot\hamper.db` stays a path.
+fn split_scheme(url: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    let is_scheme = scheme.len() > 1
+        && first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    is_scheme.then_some((scheme, rest))
+}
+
+/// Returns the URL with any password replaced by `********`: the one in `user:password@` and
+/// any `password=` or `sslpassword=` query parameter. Text that is not a `scheme://` URL, such as
+/// a SQLite path, is returned unchanged.
+///
+/// When a URL is ambiguous (an unescaped `@` after the host, say) it errs towards hiding more.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // The last `@` ends the user info even when the password holds `/`, `?`, `#` or `@`; an
+    // `@` later in the path or query only makes us hide more than needed.
+    let (userinfo, tail) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at..]),
+        None => (None, rest),
+    };
+    let shown = match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, _password)) => format!("{user}:********"),
+            None => info.to_string(),
+        },
+        None => String::new(),
+    };
+    format!("{scheme}://{shown}{}", redact_query(tail))
+}
+
+fn redact_query(tail: &str) -> String {
+    let Some((before, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("password")
+                    || key.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{key}=********")
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{before}?{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        File(&'static str),
+        Memory,
+        Postgres {
+            host: &'static str,
+            port: u16,
+            user: &'static str,
+            db: &'static str,
+        },
+        Unsupported,
+    }
+
+    #[test]
+    fn url_forms() {
+        use Want::*;
+        let cases = [
+            ("hamper.db", File("hamper.db")),
+            ("  hamper.db  ", File("hamper.db")),
+            (
+                "/var/lib/hamper/hamper.db",
+                File("/var/lib/hamper/hamper.db"),
+            ),
+            ("./data/x.db", File("./data/x.db")),
+            ("sqlite:hamper.db", File("hamper.db")),
+            ("sqlite:/abs/h.db", File("/abs/h.db")),
+            ("sqlite://hamper.db", File("hamper.db")),
+            ("sqlite:///hamper.db", File("hamper.db")),
+            ("sqlite:///data/hamper.db", File("data/hamper.db")),
+            (
+                "sqlite:////var/lib/hamper/hamper.db",
+                File("/var/lib/hamper/hamper.db"),
+            ),
+            ("sqlite+pysqlite:///hamper.db", File("hamper.db")),
+            ("SQLITE:hamper.db", File("hamper.db")),
+            ("sqlite:hamper.db?mode=rwc", File("hamper.db")),
+            ("sqlite://", Memory),
+            ("sqlite::memory:", Memory),
+            ("sqlite:///:memory:", Memory),
+            (":memory:", Memory),
+            (
+                "postgres://postgres@127.0.0.1:5432/test",
+                Postgres {
+                    host: "127.0.0.1",
+                    port: 5432,
+                    user: "postgres",
+                    db: "test",
+                },
+            ),
+            (
+                "postgresql://bob:pw@db.example:6000/karma?sslmode=require",
+                Postgres {
+                    host: "db.example",
+                    port: 6000,
+                    user: "bob",
+                    db: "karma",
+                },
+            ),
+            (
+                "postgresql+psycopg2://bob@h/d",
+                Postgres {
+                    host: "h",
+                    port: 5432,
+                    user: "bob",
+                    db: "d",
+                },
+            ),
+            ("mysql://u:p@h/d", Unsupported),
+            ("mongodb+srv://h/d", Unsupported),
+            ("postgres:nohost", Unsupported),
+            ("", Unsupported),
+            ("   ", Unsupported),
+        ];
+        for (url, want) in cases {
+            let got = match parse(url) {
+                Ok(Target::SqliteFile(p)) => match want {
+                    File(w) => {
+                        assert_eq!(p, Path::new(w), "{url}");
+                        continue;
+                    }
+                    _ => format!("file {p:?}"),
+                },
+                Ok(Target::SqliteMemory) => {
+                    if want == Memory {
+                        continue;
+                    }
+                    "memory".to_string()
+                }
+                Ok(Target::Postgres(o)) => {
+                    if let Postgres {
+                        host,
+                        port,
+                        user,
+                        db,
+                    } = want
+                    {
+                        assert_eq!(o.get_host(), host, "{url}");
+                        assert_eq!(o.get_port(), port, "{url}");
+                        assert_eq!(o.get_username(), user, "{url}");
+                        assert_eq!(o.get_database(), Some(db), "{url}");
+                        continue;
+                    }
+                    "postgres".to_string()
+                }
+                Err(StorageError::UnsupportedUrl { .. }) if want == Unsupported => continue,
+                Err(e) => format!("error {e}"),
+            };
+            panic!("{url:?}: got {got}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn sslmode_is_honoured() {
+        let Ok(Target::Postgres(o)) = parse("postgres://u@h/d?sslmode=require") else {
+            panic!("not postgres");
+        };
+        assert!(matches!(
+            o.get_ssl_mode(),
+            sqlx::postgres::PgSslMode::Require
+        ));
+    }
+
+    #[test]
+    fn an_unsupported_url_names_the_setting_and_hides_the_password() {
+        let err = parse("mysql://root:hunter2@h/d").expect_err("mysql");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`db`") && msg.contains("DATABASE_URL"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sqlite:") && msg.contains("postgres://"),
+            "{msg}"
+        );
+        assert!(msg.contains("mysql"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn redaction() {
+        let cases = [
+            ("sqlite:hamper.db", "sqlite:hamper.db"),
+            ("hamper.db", "hamper.db"),
+            (
+                "postgres://postgres@127.0.0.1:5432/test",
+                "postgres://postgres@127.0.0.1:5432/test",
+            ),
+            ("postgres://u:p@h/d", "postgres://u:********@h/d"),
+            ("postgres://u:@h/d", "postgres://u:********@h/d"),
+            ("postgresql://u:p@ss@h:1/d", "postgresql://u:********@h:1/d"),
+            ("postgres://u:a/b?c#d@h/d", "postgres://u:********@h/d"),
+            (
+                "postgres://h/d?user=u&password=secret&sslmode=require",
+                "postgres://h/d?user=u&password=********&sslmode=require",
+            ),
+            (
+                "postgres://u:secret@h/d?PASSWORD=secret",
+                "postgres://u:********@h/d?PASSWORD=********",
+            ),
+            ("postgres://h/d", "postgres://h/d"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn descriptions_never_show_the_password() {
+        let url = "postgres://bob:hunter2@h:5432/d";
+        let target = parse(url).expect("parse");
+        assert_eq!(target.describe(url), "postgres://bob:********@h:5432/d");
+        let url = "sqlite:///hamper.db";
+        assert_eq!(parse(url).expect("parse").describe(url), "sqlite:hamper.db");
+    }
+}

@@ -1,0 +1,236 @@
+//! Opening and outages: bad settings give clear errors, a database that is down gives
+//! `unavailable` quickly instead of a hang, and the pool recovers when it comes back.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{err, ok, TestDb};
+use hamper_protocol::wire::ErrorCode;
+use hamper_storage::{import_hamper, Storage, StorageError};
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Nothing listens on port 1 of the loopback interface.
+const CLOSED: &str = "postgres://postgres@127.0.0.1:1/test";
+
+#[tokio::test]
+async fn open_against_a_closed_port_fails_fast_and_says_so() {
+    let started = Instant::now();
+    let error = Storage::open(CLOSED)
+        .await
+        .expect_err("nothing listens there");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.is_unavailable(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("connect to postgres://postgres@127.0.0.1:1/test"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_lazy_storage_against_a_closed_port_answers_unavailable_fast() {
+    let storage = Storage::open_lazy(CLOSED).expect("the URL is fine");
+    assert_eq!(storage.describe(), CLOSED);
+    for method in ["kv.get", "kv.set", "kv.incr", "kv.list", "kv.delete"] {
+        let started = Instant::now();
+        let (code, message) = err(storage
+            .call("p", method, json!({"key": "k", "value": 1}))
+            .await);
+        assert_eq!(code, ErrorCode::Unavailable, "{method}: {message}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{method}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Bad requests are still answered as such: they never reach the database.
+    let (code, _) = err(storage.call("p", "kv.get", json!({})).await);
+    assert_eq!(code, ErrorCode::BadRequest);
+    let (code, _) = err(storage.call("p", "kv.nope", json!({})).await);
+    assert_eq!(code, ErrorCode::UnknownMethod);
+}
+
+#[tokio::test]
+async fn settings_problems_are_clear_errors() {
+    let error = Storage::open("mysql://root:hunter2@localhost/hamper")
+        .await
+        .expect_err("mysql");
+    let message = error.to_string();
+    assert!(
+        matches!(error, StorageError::UnsupportedUrl { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("DATABASE_URL") && message.contains("`db`"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!error.is_unavailable());
+
+    let error = Storage::open("sqlite:/no/such/directory/hamper.db")
+        .await
+        .expect_err("missing directory");
+    let message = error.to_string();
+    assert!(
+        matches!(error, StorageError::MissingDirectory { .. }),
+        "{message}"
+    );
+    assert!(message.contains("/no/such/directory"), "{message}");
+}
+
+#[tokio::test]
+async fn descriptions_hide_the_password() {
+    let storage = Storage::open_lazy("postgresql://bob:hunter2@127.0.0.1:1/karma?sslmode=disable")
+        .expect("lazy");
+    assert_eq!(
+        storage.describe(),
+        "postgresql://bob:********@127.0.0.1:1/karma?sslmode=disable"
+    );
+    assert!(!format!("{storage:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn sqlalchemy_absolute_urls_and_memory_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("abs.db");
+    // `sqlite:///` + an absolute path: four slashes, as in the original's Dockerfile.
+    let url = format!("sqlite:///{}", path.display());
+    let storage = Storage::open(&url).await.expect("open");
+    assert_eq!(storage.describe(), format!("sqlite:{}", path.display()));
+    ok(storage
+        .call("p", "kv.set", json!({"key": "k", "value": 1}))
+        .await);
+    storage.close().await;
+    assert!(path.is_file(), "created at the absolute path");
+
+    let memory = Storage::open("sqlite::memory:").await.expect("memory");
+    ok(memory.call("p", "kv.incr", json!({"key": "n"})).await);
+    let got = ok(memory.call("p", "kv.incr", json!({"key": "n"})).await);
+    assert_eq!(got, json!({"value": 2}));
+}
+
+#[tokio::test]
+async fn import_from_a_missing_file_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("hamper.db");
+    let into = Storage::open("sqlite::memory:").await.expect("memory");
+    let error = import_hamper(&format!("sqlite:{}", missing.display()), &into)
+        .await
+        .expect_err("missing");
+    assert!(matches!(error, StorageError::MissingFile { .. }), "{error}");
+    assert!(!missing.exists());
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can take down and bring back on the same
+/// port, to play a server restart.
+struct Proxy {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy = Proxy {
+            addr: listener.local_addr().expect("address"),
+            upstream,
+            tasks: Arc::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let tasks = Arc::clone(&self.tasks);
+        let upstream = self.upstream;
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().expect("not poisoned").push(relay);
+            }
+        });
+        self.tasks.lock().expect("not poisoned").push(accept);
+    }
+
+    /// Closes the listener and every relayed connection, as a server going down would.
+    async fn stop(&self) {
+        let tasks: Vec<JoinHandle<()>> =
+            self.tasks.lock().expect("not poisoned").drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn restart(&self) {
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("rebind the same port");
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_pool_recovers_after_an_outage() {
+    let Some(db) = TestDb::postgres("the_postgres_pool_recovers_after_an_outage").await else {
+        return;
+    };
+    let options = PgConnectOptions::from_str(&db.url).expect("test URL");
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("resolve the test server")
+        .next()
+        .expect("an address");
+    let proxy = Proxy::start(upstream).await;
+    let url = through(&db.url, proxy.addr);
+
+    let storage = Storage::open(&url).await.expect("open through the proxy");
+    ok(storage
+        .call("p", "kv.set", json!({"key": "k", "value": 1}))
+        .await);
+
+    proxy.stop().await;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let (code, message) = err(storage.call("p", "kv.get", json!({"key": "k"})).await);
+        assert_eq!(code, ErrorCode::Unavailable, "{message}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    proxy.restart().await;
+    let got = ok(storage.call("p", "kv.incr", json!({"key": "k"})).await);
+    assert_eq!(got, json!({"value": 2}), "the pool reconnected by itself");
+    storage.close().await;
+    proxy.stop().await;
+    db.cleanup().await;
+}
+
+/// `url` with its host and port replaced by `addr`.
+fn through(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(info, _)| format!("{info}@"));
+    format!("{scheme}://{}{addr}{tail}", userinfo.unwrap_or_default())
+}

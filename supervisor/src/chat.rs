@@ -1,0 +1,171 @@
+//! The seam between the bot and its chat network.
+//!
+//! The router speaks only these types. The IRC connection ([`crate::irc`]) and the terminal
+//! ([`crate::console`]) each turn their world into [`Inbound`] events and carry out
+//! [`Outbound`] commands, so the whole bot runs the same way against either.
+
+use tokio::sync::oneshot;
+
+/// Who sent something.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    /// The nick.
+    pub nick: String,
+    /// The user (ident), when known.
+    pub user: Option<String>,
+    /// The host, when known.
+    pub host: Option<String>,
+    /// The services account, when known.
+    pub account: Option<String>,
+}
+
+impl Source {
+    /// A source known only by nick.
+    pub fn nick(nick: impl Into<String>) -> Self {
+        Source {
+            nick: nick.into(),
+            ..Source::default()
+        }
+    }
+
+    /// `nick!user@host`, with `*` for unknown parts, for hostmask matching.
+    pub fn mask(&self) -> String {
+        format!(
+            "{}!{}@{}",
+            self.nick,
+            self.user.as_deref().unwrap_or("*"),
+            self.host.as_deref().unwrap_or("*")
+        )
+    }
+}
+
+/// Something that happened on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A PRIVMSG or CTCP ACTION to a channel or to the bot.
+    Privmsg {
+        /// The sender.
+        source: Source,
+        /// The channel, or the bot's nick for a private message.
+        target: String,
+        /// The text (for an action, the action text).
+        text: String,
+        /// Whether it was a CTCP ACTION.
+        action: bool,
+    },
+    /// A JOIN.
+    Join {
+        /// Who joined.
+        source: Source,
+        /// The channel.
+        channel: String,
+    },
+    /// A PART.
+    Part {
+        /// Who left.
+        source: Source,
+        /// The channel.
+        channel: String,
+        /// The message.
+        reason: Option<String>,
+    },
+    /// A QUIT.
+    Quit {
+        /// Who quit.
+        source: Source,
+        /// The message.
+        reason: Option<String>,
+    },
+    /// A KICK.
+    Kick {
+        /// Who kicked.
+        source: Source,
+        /// The channel.
+        channel: String,
+        /// Who was kicked.
+        nick: String,
+        /// The message.
+        reason: Option<String>,
+    },
+    /// A NICK change.
+    Nick {
+        /// The old identity.
+        source: Source,
+        /// The new nick.
+        new: String,
+    },
+    /// A TOPIC change.
+    Topic {
+        /// Who changed it.
+        source: Source,
+        /// The channel.
+        channel: String,
+        /// The new topic.
+        topic: String,
+    },
+    /// An INVITE for the bot.
+    Invite {
+        /// Who invited.
+        source: Source,
+        /// The channel.
+        channel: String,
+    },
+    /// Registration finished with this nick.
+    Connected {
+        /// The nick the bot got.
+        nick: String,
+        /// The server, for plugins.
+        server: String,
+    },
+    /// The connection went away; the frontend reconnects by itself.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Something the bot wants done on the network. Text here is already one line: the router's
+/// choke point ([`crate::outbound`]) split it and removed CR, LF and NUL.
+#[derive(Debug)]
+pub enum Outbound {
+    /// PRIVMSG.
+    Privmsg {
+        /// A channel or nick.
+        target: String,
+        /// One line.
+        text: String,
+    },
+    /// CTCP ACTION.
+    Action {
+        /// A channel or nick.
+        target: String,
+        /// One line.
+        text: String,
+    },
+    /// NOTICE.
+    Notice {
+        /// A channel or nick.
+        target: String,
+        /// One line.
+        text: String,
+    },
+    /// JOIN.
+    Join {
+        /// The channel.
+        channel: String,
+        /// Its key.
+        key: Option<String>,
+    },
+    /// PART.
+    Part {
+        /// The channel.
+        channel: String,
+        /// The message.
+        reason: Option<String>,
+    },
+    /// A raw line from a plugin granted `raw`; already checked to hold no CR, LF or NUL.
+    Raw(String),
+    /// Answered once everything sent before it has been handled (used by the console to know
+    /// when all output is out).
+    Flush(oneshot::Sender<()>),
+}

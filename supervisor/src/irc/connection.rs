@@ -1,0 +1,473 @@
+//! The one IRC connection: connect, register, join, keep alive, reconnect.
+//!
+//! One task owns the socket. Incoming lines become [`Inbound`] events; [`Outbound`] commands are
+//! rendered through [`super::outbound`] into a send queue that is paced (a small burst, then a
+//! steady rate) so the server never kills the bot for flooding. When the connection drops, the
+//! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::codec::IrcLineCodec;
+use super::message::{build, parse, split_source, IrcMessage};
+use super::outbound::render;
+use crate::chat::{Inbound, Outbound, Source};
+use crate::config::{ChannelSpec, Config, Secret};
+use crate::plugin::restart::Backoff;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Silence from the server after which we ping it.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(120);
+/// How long our ping may go unanswered.
+const PING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines sent at once before pacing starts.
+const BURST: u32 = 5;
+/// The steady rate after a burst.
+const PACE: Duration = Duration::from_millis(500);
+/// Lines waiting to be sent before new ones are dropped.
+const MAX_QUEUE: usize = 500;
+
+/// What the connection needs from the config.
+#[derive(Debug, Clone)]
+pub struct IrcSettings {
+    /// Host name.
+    pub server: String,
+    /// Port.
+    pub port: u16,
+    /// Use TLS.
+    pub ssl: bool,
+    /// Verify the certificate.
+    pub ssl_verify: bool,
+    /// Wanted nick.
+    pub nickname: String,
+    /// Server password.
+    pub password: Option<Secret>,
+    /// Channels to join.
+    pub channels: Vec<ChannelSpec>,
+    /// Reconnect backoff.
+    pub backoff: Backoff,
+}
+
+impl IrcSettings {
+    /// The settings from a config that passed [`Config::check_runnable`].
+    pub fn from_config(config: &Config) -> IrcSettings {
+        IrcSettings {
+            server: config.server.clone().unwrap_or_default(),
+            port: config.port,
+            ssl: config.ssl,
+            ssl_verify: config.ssl_verify,
+            nickname: config.nickname.clone(),
+            password: config.password.clone(),
+            channels: config.channels.clone(),
+            backoff: Backoff {
+                initial: Duration::from_secs(2),
+                max: Duration::from_secs(300),
+            },
+        }
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+enum End {
+    Shutdown,
+    Lost { reason: String, registered: bool },
+}
+
+/// Runs the connection until `shutdown`, reconnecting whenever it is lost.
+pub async fn run(
+    settings: IrcSettings,
+    net_in: mpsc::Sender<Inbound>,
+    mut net_out: mpsc::Receiver<Outbound>,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let end = tokio::select! {
+            end = session(&settings, &net_in, &mut net_out, &shutdown) => end,
+            _ = shutdown.cancelled() => End::Shutdown,
+        };
+        let End::Lost { reason, registered } = end else {
+            return;
+        };
+        let _ = net_in
+            .send(Inbound::Disconnected {
+                reason: reason.clone(),
+            })
+            .await;
+        failures = if registered { 1 } else { failures + 1 };
+        let delay = settings.backoff.delay(failures);
+        warn!(server = %settings.server, %reason, retry_in_s = delay.as_secs_f64(), "irc connection lost; reconnecting");
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
+        let mut dropped = 0u64;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = &mut wait => break,
+                out = net_out.recv() => match out {
+                    Some(Outbound::Flush(done)) => { let _ = done.send(()); }
+                    Some(_) => dropped += 1,
+                    None => return,
+                },
+            }
+        }
+        if dropped > 0 {
+            warn!(dropped, "messages dropped while disconnected");
+        }
+    }
+}
+
+async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
+    let addr = (settings.server.as_str(), settings.port);
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    tcp.set_nodelay(true)?;
+    if settings.ssl {
+        let tls = super::tls::connect(tcp, &settings.server, settings.ssl_verify).await?;
+        Ok(Box::new(tls))
+    } else {
+        Ok(Box::new(tcp))
+    }
+}
+
+enum Queued {
+    Line(String),
+    Flush(oneshot::Sender<()>),
+}
+
+struct Session<'a> {
+    settings: &'a IrcSettings,
+    net_in: &'a mpsc::Sender<Inbound>,
+    nick: String,
+    registered: bool,
+    queue: VecDeque<Queued>,
+    tokens: u32,
+    next_token: Instant,
+    urgent: Vec<String>,
+    nick_tries: u32,
+}
+
+async fn session(
+    settings: &IrcSettings,
+    net_in: &mpsc::Sender<Inbound>,
+    net_out: &mut mpsc::Receiver<Outbound>,
+    shutdown: &CancellationToken,
+) -> End {
+    info!(server = %settings.server, port = settings.port, tls = settings.ssl, "connecting");
+    let io = match connect(settings).await {
+        Ok(io) => io,
+        Err(err) => {
+            return End::Lost {
+                reason: format!(
+                    "cannot connect to {}:{}: {err}",
+                    settings.server, settings.port
+                ),
+                registered: false,
+            }
+        }
+    };
+    let mut framed = Framed::new(io, IrcLineCodec::default());
+    let mut s = Session {
+        settings,
+        net_in,
+        nick: settings.nickname.clone(),
+        registered: false,
+        queue: VecDeque::new(),
+        tokens: BURST,
+        next_token: Instant::now() + PACE,
+        urgent: Vec::new(),
+        nick_tries: 0,
+    };
+    if let Some(pass) = &settings.password {
+        s.urgent.push(format!("PASS {}", pass.expose()));
+    }
+    s.urgent.push(format!("NICK {}", s.nick));
+    s.urgent
+        .push(format!("USER {} 0 * :hamper IRC bot", s.nick));
+    let started = Instant::now();
+    let mut last_rx = Instant::now();
+    let mut our_ping: Option<Instant> = None;
+    let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+
+    loop {
+        for line in s.urgent.drain(..) {
+            if let Err(err) = framed.send(line).await {
+                return End::Lost {
+                    reason: format!("write failed: {err}"),
+                    registered: s.registered,
+                };
+            }
+        }
+        let can_send = s.registered && !s.queue.is_empty();
+        let pace = if s.tokens > 0 {
+            Instant::now()
+        } else {
+            s.next_token
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), framed.send("QUIT :shutting down".to_string())).await;
+                return End::Shutdown;
+            }
+            line = framed.next() => match line {
+                None => return End::Lost { reason: "the server closed the connection".into(), registered: s.registered },
+                Some(Err(err)) => return End::Lost { reason: format!("read failed: {err}"), registered: s.registered },
+                Some(Ok(line)) => {
+                    last_rx = Instant::now();
+                    our_ping = None;
+                    if let Some(msg) = parse(&line) {
+                        if let Some(reason) = s.on_line(msg).await {
+                            return End::Lost { reason, registered: s.registered };
+                        }
+                    }
+                }
+            },
+            out = net_out.recv() => match out {
+                Some(out) => s.enqueue(out),
+                None => return End::Shutdown,
+            },
+            _ = tokio::time::sleep_until(pace), if can_send => {
+                s.refill();
+                if let Some(line) = s.pop_line() {
+                    if let Err(err) = framed.send(line).await {
+                        return End::Lost { reason: format!("write failed: {err}"), registered: s.registered };
+                    }
+                }
+            }
+            _ = keepalive.tick() => {
+                let now = Instant::now();
+                if !s.registered && now.duration_since(started) > REGISTER_TIMEOUT {
+                    return End::Lost { reason: "registration timed out".into(), registered: false };
+                }
+                match our_ping {
+                    Some(sent) if now.duration_since(sent) > PING_TIMEOUT => {
+                        return End::Lost { reason: format!("no reply from the server for {}s", (IDLE_BEFORE_PING + PING_TIMEOUT).as_secs()), registered: s.registered };
+                    }
+                    None if now.duration_since(last_rx) > IDLE_BEFORE_PING => {
+                        our_ping = Some(now);
+                        s.urgent.push("PING :keepalive".into());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl Session<'_> {
+    fn refill(&mut self) {
+        let now = Instant::now();
+        while self.tokens < BURST && now >= self.next_token {
+            self.tokens += 1;
+            self.next_token += PACE;
+        }
+        if self.tokens == BURST {
+            self.next_token = now + PACE;
+        }
+    }
+
+    /// Takes the next line to send, answering flush markers on the way.
+    fn pop_line(&mut self) -> Option<String> {
+        while let Some(item) = self.queue.pop_front() {
+            match item {
+                Queued::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Queued::Line(line) => {
+                    self.tokens = self.tokens.saturating_sub(1);
+                    return Some(line);
+                }
+            }
+        }
+        None
+    }
+
+    fn enqueue(&mut self, out: Outbound) {
+        if let Outbound::Flush(done) = out {
+            if self.queue.is_empty() {
+                let _ = done.send(());
+            } else {
+                self.queue.push_back(Queued::Flush(done));
+            }
+            return;
+        }
+        match render(&out, &self.nick) {
+            Ok(lines) => {
+                for line in lines {
+                    if self.queue.len() >= MAX_QUEUE {
+                        warn!(max = MAX_QUEUE, "send queue full; dropping a line");
+                        break;
+                    }
+                    self.queue.push_back(Queued::Line(line));
+                }
+            }
+            Err(err) => warn!(error = %err, "refused to send a malformed line"),
+        }
+    }
+
+    async fn emit(&self, event: Inbound) {
+        let _ = self.net_in.send(event).await;
+    }
+
+    /// Handles one server line; returns a reason when the connection must end.
+    async fn on_line(&mut self, msg: IrcMessage) -> Option<String> {
+        let source = msg.source.as_deref().map(source_of).unwrap_or_default();
+        match msg.verb.to_ascii_uppercase().as_str() {
+            "PING" => {
+                let token = msg.params.first().cloned().unwrap_or_default();
+                if let Ok(line) = build("PONG", &[&token]) {
+                    self.urgent.push(line);
+                }
+            }
+            "001" => {
+                self.registered = true;
+                if let Some(nick) = msg.params.first() {
+                    self.nick = nick.clone();
+                }
+                info!(nick = %self.nick, "registered");
+                self.emit(Inbound::Connected {
+                    nick: self.nick.clone(),
+                    server: self.settings.server.clone(),
+                })
+                .await;
+                for ch in &self.settings.channels {
+                    let key = ch.key.as_ref().map(|k| k.expose().to_string());
+                    self.enqueue(Outbound::Join {
+                        channel: ch.name.clone(),
+                        key,
+                    });
+                }
+            }
+            "432" | "433" | "436" | "437" if !self.registered => {
+                self.nick_tries += 1;
+                if self.nick_tries > 8 {
+                    return Some("no usable nick: every alternative was refused".into());
+                }
+                let base: String = self.settings.nickname.chars().take(24).collect();
+                self.nick = format!("{base}{}", "_".repeat(self.nick_tries as usize));
+                warn!(nick = %self.nick, "nick refused; trying another");
+                self.urgent.push(format!("NICK {}", self.nick));
+            }
+            "ERROR" => return Some(format!("server error: {}", msg.param(0))),
+            "PRIVMSG" if msg.params.len() >= 2 && !source.nick.is_empty() => {
+                let target = msg.param(0).to_string();
+                let text = msg.param(1);
+                if let Some(ctcp) = text.strip_prefix('\u{1}') {
+                    let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
+                    let (kind, body) = ctcp.split_once(' ').unwrap_or((ctcp, ""));
+                    match kind.to_ascii_uppercase().as_str() {
+                        "ACTION" => {
+                            self.emit(Inbound::Privmsg {
+                                source,
+                                target,
+                                text: body.to_string(),
+                                action: true,
+                            })
+                            .await
+                        }
+                        "VERSION" => self.ctcp_reply(
+                            &source.nick,
+                            &format!("VERSION hamper {}", env!("CARGO_PKG_VERSION")),
+                        ),
+                        "PING" => self.ctcp_reply(&source.nick, &format!("PING {body}")),
+                        _ => {}
+                    }
+                } else {
+                    self.emit(Inbound::Privmsg {
+                        source,
+                        target,
+                        text: text.to_string(),
+                        action: false,
+                    })
+                    .await;
+                }
+            }
+            "JOIN" if !msg.params.is_empty() => {
+                self.emit(Inbound::Join {
+                    source,
+                    channel: msg.param(0).to_string(),
+                })
+                .await
+            }
+            "PART" if !msg.params.is_empty() => {
+                self.emit(Inbound::Part {
+                    source,
+                    channel: msg.param(0).to_string(),
+                    reason: msg.params.get(1).cloned(),
+                })
+                .await
+            }
+            "QUIT" => {
+                self.emit(Inbound::Quit {
+                    source,
+                    reason: msg.params.first().cloned(),
+                })
+                .await
+            }
+            "KICK" if msg.params.len() >= 2 => {
+                self.emit(Inbound::Kick {
+                    source,
+                    channel: msg.param(0).to_string(),
+                    nick: msg.param(1).to_string(),
+                    reason: msg.params.get(2).cloned(),
+                })
+                .await
+            }
+            "NICK" if !msg.params.is_empty() => {
+                let new = msg.param(0).to_string();
+                if source.nick.eq_ignore_ascii_case(&self.nick) {
+                    self.nick = new.clone();
+                }
+                self.emit(Inbound::Nick { source, new }).await
+            }
+            "TOPIC" if msg.params.len() >= 2 => {
+                self.emit(Inbound::Topic {
+                    source,
+                    channel: msg.param(0).to_string(),
+                    topic: msg.param(1).to_string(),
+                })
+                .await
+            }
+            "INVITE" if msg.params.len() >= 2 => {
+                self.emit(Inbound::Invite {
+                    source,
+                    channel: msg.param(1).to_string(),
+                })
+                .await
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn ctcp_reply(&mut self, nick: &str, body: &str) {
+        let body: String = body.chars().filter(|c| !c.is_control()).collect();
+        if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
+            self.queue.push_back(Queued::Line(line));
+        }
+    }
+}
+
+fn source_of(raw: &str) -> Source {
+    let (nick, user, host) = split_source(raw);
+    Source {
+        nick: nick.to_string(),
+        user: user.map(str::to_string),
+        host: host.map(str::to_string),
+        account: None,
+    }
+}

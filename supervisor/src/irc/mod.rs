@@ -1,0 +1,9 @@
+//! The IRC frontend: one connection, hardened against hostile input.
+
+pub mod codec;
+pub mod connection;
+pub mod message;
+pub mod outbound;
+mod tls;
+
+pub use connection::{run, IrcSettings};

@@ -1,0 +1,178 @@
+//! Turning the bot's [`Outbound`] commands into wire lines that fit.
+//!
+//! A server relays our PRIVMSG to others as `:nick!user@host PRIVMSG target :text\r\n`, and
+//! the whole of that must fit in 512 bytes. We do not always know our user@host as others see
+//! it, so the budget assumes the longest usual one. Text over the budget is split into several
+//! messages at a space where one is near, and never inside a UTF-8 character.
+
+use super::message::{build, BuildError};
+use crate::chat::Outbound;
+use crate::outbound::strip_line_breaks;
+
+/// The IRC line limit, CR LF included.
+pub const MAX_LINE: usize = 512;
+/// Room assumed for `!user@host` in our prefix as the server relays it.
+const USERHOST_ROOM: usize = 1 + 10 + 1 + 63;
+/// Pieces one line may be split into at most; the rest is dropped.
+pub const MAX_PIECES: usize = 4;
+
+/// The most text bytes that fit in one `verb target :text` relayed with our prefix.
+pub fn text_budget(nick: &str, verb: &str, target: &str, extra: usize) -> usize {
+    // ":" nick userhost " " verb " " target " :" text "\r\n"
+    let overhead = 1 + nick.len() + USERHOST_ROOM + 1 + verb.len() + 1 + target.len() + 2 + 2;
+    MAX_LINE.saturating_sub(overhead + extra).max(16)
+}
+
+/// Splits `text` into pieces of at most `max` bytes, preferring to break at a space in the
+/// last quarter of a piece, never inside a character.
+pub fn split_bytes(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = rest[..cut].rfind(' ') {
+            if space >= cut * 3 / 4 && space > 0 {
+                cut = space;
+            }
+        }
+        out.push(&rest[..cut]);
+        rest = rest[cut..].strip_prefix(' ').unwrap_or(&rest[cut..]);
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// The wire lines (without CR LF) for one outbound command, or none if it is not for the wire.
+pub fn render(out: &Outbound, nick: &str) -> Result<Vec<String>, BuildError> {
+    let text_lines = |verb: &str, target: &str, text: &str, wrap: Option<(&str, &str)>| {
+        let extra = wrap.map_or(0, |(a, b)| a.len() + b.len());
+        let budget = text_budget(nick, verb, target, extra);
+        split_bytes(text, budget)
+            .into_iter()
+            .take(MAX_PIECES)
+            .map(|piece| {
+                let body = match wrap {
+                    Some((a, b)) => format!("{a}{piece}{b}"),
+                    None => piece.to_string(),
+                };
+                build(verb, &[target, &body])
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    match out {
+        Outbound::Privmsg { target, text } => text_lines("PRIVMSG", target, text, None),
+        Outbound::Action { target, text } => {
+            text_lines("PRIVMSG", target, text, Some(("\u{1}ACTION ", "\u{1}")))
+        }
+        Outbound::Notice { target, text } => text_lines("NOTICE", target, text, None),
+        Outbound::Join { channel, key } => {
+            let channel = strip_line_breaks(channel);
+            match key {
+                Some(k) => Ok(vec![build("JOIN", &[&channel, &strip_line_breaks(k)])?]),
+                None => Ok(vec![build("JOIN", &[&channel])?]),
+            }
+        }
+        Outbound::Part { channel, reason } => {
+            let channel = strip_line_breaks(channel);
+            match reason {
+                Some(r) => Ok(vec![build("PART", &[&channel, &strip_line_breaks(r)])?]),
+                None => Ok(vec![build("PART", &[&channel])?]),
+            }
+        }
+        Outbound::Raw(line) => {
+            if line.contains(['\r', '\n', '\0']) {
+                Err(BuildError::LineBreak)
+            } else {
+                Ok(vec![line.clone()])
+            }
+        }
+        Outbound::Flush(_) => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_split_within_512_bytes_and_on_char_boundaries() {
+        let nick = "hamper";
+        for text in [
+            "word ".repeat(300),
+            "é".repeat(700),
+            "x".repeat(1500),
+            "日本語".repeat(200),
+        ] {
+            let lines = render(
+                &Outbound::Privmsg {
+                    target: "#channel".into(),
+                    text: text.clone(),
+                },
+                nick,
+            )
+            .expect("render");
+            assert!(
+                lines.len() > 1 && lines.len() <= MAX_PIECES,
+                "{} pieces",
+                lines.len()
+            );
+            for line in &lines {
+                let relayed = format!(":{nick}!{}@{} {line}\r\n", "u".repeat(10), "h".repeat(63));
+                assert!(relayed.len() <= MAX_LINE, "{} bytes", relayed.len());
+                assert!(!line.contains(['\r', '\n']));
+            }
+        }
+    }
+
+    #[test]
+    fn split_prefers_spaces() {
+        assert_eq!(split_bytes("aaaa bbbb cccc", 9), ["aaaa bbbb", "cccc"]);
+        assert_eq!(split_bytes("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(split_bytes("", 3), Vec::<&str>::new());
+        assert_eq!(split_bytes("ééé", 3), ["é", "é", "é"]);
+    }
+
+    #[test]
+    fn actions_are_wrapped_in_ctcp() {
+        let lines = render(
+            &Outbound::Action {
+                target: "#c".into(),
+                text: "waves".into(),
+            },
+            "hamper",
+        )
+        .expect("render");
+        assert_eq!(lines, ["PRIVMSG #c :\u{1}ACTION waves\u{1}"]);
+    }
+
+    #[test]
+    fn injection_attempts_never_make_a_second_line() {
+        let sneaky = [
+            Outbound::Raw("PRIVMSG #c :x\r\nQUIT".into()),
+            Outbound::Privmsg {
+                target: "#c".into(),
+                text: "x\r\nQUIT :bye".into(),
+            },
+        ];
+        for out in &sneaky {
+            match render(out, "hamper") {
+                Ok(lines) => assert!(lines.iter().all(|l| !l.contains(['\r', '\n']))),
+                Err(e) => assert_eq!(e, BuildError::LineBreak),
+            }
+        }
+        let join = render(
+            &Outbound::Join {
+                channel: "#c\r\nQUIT".into(),
+                key: None,
+            },
+            "hamper",
+        )
+        .expect("render");
+        assert_eq!(join, ["JOIN #cQUIT"]);
+    }
+}

@@ -1,0 +1,372 @@
+//! Spawning, signalling and reaping one plugin process.
+//!
+//! Each plugin runs in its own process group so that a signal reaches it and anything it
+//! started. Its stderr is always drained into the log, tagged with its name, so a chatty or
+//! crashing plugin can neither block on a full pipe nor vanish without a trace. Stopping escalates
+//! (the caller's goodbye and closed stdin, a grace period, SIGTERM to the group, another grace
+//! period, SIGKILL), and the leader is always reaped.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::config::PluginSpec;
+
+/// The longest stderr line logged; the rest of a longer line is cut.
+const MAX_STDERR_LINE: usize = 4096;
+
+/// Why a plugin could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The built-in plugin's binary is nowhere to be found.
+    #[error("plugin binary `{binary}` not found in {searched}; build it with `cargo build --workspace`, put it on PATH, or set `plugin_dir`")]
+    NotFound {
+        /// `hamper-<name>`.
+        binary: String,
+        /// Where it was looked for.
+        searched: String,
+    },
+    /// The OS refused to start it.
+    #[error("failed to start `{program}`: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SpawnError {
+    /// Whether retrying cannot help (the program does not exist or cannot be executed).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SpawnError::NotFound { .. } => true,
+            SpawnError::Spawn { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+        }
+    }
+}
+
+/// How to run one plugin: the program, its arguments and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// Program then arguments.
+    pub argv: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// Works out the command line of a plugin: its configured `command`, or the binary
+/// `hamper-<name>` in `plugin_dir`, next to the running `hamper`, or on PATH.
+pub fn resolve(spec: &PluginSpec, plugin_dir: Option<&Path>) -> Result<Launch, SpawnError> {
+    let mut argv = match &spec.command {
+        Some(cmd) => cmd.clone(),
+        None => vec![find_builtin(&spec.name, plugin_dir)?
+            .to_string_lossy()
+            .into_owned()],
+    };
+    argv.extend(spec.args.iter().cloned());
+    Ok(Launch {
+        argv,
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    })
+}
+
+fn find_builtin(name: &str, plugin_dir: Option<&Path>) -> Result<PathBuf, SpawnError> {
+    let binary = format!("hamper-{name}");
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    dirs.extend(plugin_dir.map(Path::to_path_buf));
+    if let Some(dir) = std::env::var_os("HAMPER_PLUGIN_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        dirs.push(dir.clone());
+        // Test binaries live in target/<profile>/deps; the plugins are one level up.
+        if dir.ends_with("deps") {
+            dirs.extend(dir.parent().map(Path::to_path_buf));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    for dir in &dirs {
+        let candidate = dir.join(&binary);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    let searched = match plugin_dir {
+        Some(dir) => format!(
+            "{} (plugin_dir), next to `hamper`, or on PATH",
+            dir.display()
+        ),
+        None => "next to `hamper` or on PATH".to_string(),
+    };
+    Err(SpawnError::NotFound { binary, searched })
+}
+
+/// A running plugin process and its pipes.
+#[derive(Debug)]
+pub struct Process {
+    /// The child (the process-group leader).
+    pub child: Child,
+    /// Its pid, which is also its process group id.
+    pub pid: u32,
+    /// Its stdin.
+    pub stdin: ChildStdin,
+    /// Its stdout.
+    pub stdout: ChildStdout,
+}
+
+/// Starts a plugin in a new process group, with stderr drained into the log.
+///
+/// With `guard`, the plugin runs under `guard __guard -- argv…`: a small `hamper` process that
+/// leads the group and kills it if the supervisor dies, even by SIGKILL.
+pub fn spawn(name: &str, launch: &Launch, guard: Option<&Path>) -> Result<Process, SpawnError> {
+    let (program, args): (String, Vec<String>) = match guard {
+        Some(guard) => {
+            let mut args = vec!["__guard".to_string(), "--".to_string()];
+            args.extend(launch.argv.iter().cloned());
+            (guard.to_string_lossy().into_owned(), args)
+        }
+        None => (
+            launch.argv.first().cloned().unwrap_or_default(),
+            launch.argv.iter().skip(1).cloned().collect(),
+        ),
+    };
+    let mut cmd = Command::new(&program);
+    cmd.args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .env("HAMPER_PLUGIN_NAME", name)
+        .env(
+            "HAMPER_PROTOCOL_VERSION",
+            hamper_protocol::PROTOCOL_VERSION.to_string(),
+        )
+        .envs(launch.env.iter().map(|(k, v)| (k, v)));
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        program: launch.argv.first().cloned().unwrap_or_default(),
+        source,
+    })?;
+    let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
+        child.id(),
+        child.stdin.take(),
+        child.stdout.take(),
+        child.stderr.take(),
+    ) else {
+        return Err(SpawnError::Spawn {
+            program,
+            source: std::io::Error::other("the child's pipes were not set up"),
+        });
+    };
+    tokio::spawn(drain_stderr(name.to_string(), pid, stderr));
+    Ok(Process {
+        child,
+        pid,
+        stdin,
+        stdout,
+    })
+}
+
+async fn drain_stderr(name: String, pid: u32, mut stderr: impl AsyncRead + Unpin) {
+    let mut buf = vec![0u8; 8192];
+    let mut line: Vec<u8> = Vec::new();
+    let mut cut = false;
+    loop {
+        let n = match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                log_stderr(&name, pid, &line, cut);
+                line.clear();
+                cut = false;
+            } else if line.len() < MAX_STDERR_LINE {
+                line.push(b);
+            } else {
+                cut = true;
+            }
+        }
+    }
+    if !line.is_empty() {
+        log_stderr(&name, pid, &line, cut);
+    }
+}
+
+fn log_stderr(name: &str, pid: u32, line: &[u8], cut: bool) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches('\r');
+    if text.is_empty() {
+        return;
+    }
+    let suffix = if cut { " [line cut]" } else { "" };
+    tracing::info!(target: "plugin", plugin = %name, pid, "{text}{suffix}");
+}
+
+/// Whether any process of the group is still running. Zombies do not count: an orphan that
+/// died is re-parented to init, and some inits (in containers) never reap it.
+fn group_alive(pgid: u32) -> bool {
+    if killpg(Pid::from_raw(pgid as i32), None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // The command name (field 2) may hold spaces and parentheses; fields after its closing
+        // parenthesis are: state, ppid, pgrp, ...
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+    })
+}
+
+fn signal_group(pgid: u32, signal: Signal) {
+    // ESRCH only means the group is already gone, which is what we want.
+    let _ = killpg(Pid::from_raw(pgid as i32), signal);
+}
+
+/// Waits for the leader to exit and for the group to empty, up to `grace`.
+async fn wait_gone(child: &mut Child, pgid: u32, grace: Duration) -> Option<ExitStatus> {
+    let deadline = tokio::time::Instant::now() + grace;
+    let status = tokio::time::timeout_at(deadline, child.wait())
+        .await
+        .ok()
+        .and_then(Result::ok)?;
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(status)
+}
+
+/// Stops a plugin whose stdin the caller has already closed (after its goodbye): waits `grace`,
+/// then SIGTERMs the group, waits `grace`, then SIGKILLs it. Always reaps the leader.
+pub async fn terminate(child: &mut Child, pgid: u32, grace: Duration) -> Option<ExitStatus> {
+    if let Some(status) = wait_gone(child, pgid, grace).await {
+        if !group_alive(pgid) {
+            return Some(status);
+        }
+    }
+    signal_group(pgid, Signal::SIGTERM);
+    if let Some(status) = wait_gone(child, pgid, grace).await {
+        if !group_alive(pgid) {
+            return Some(status);
+        }
+    }
+    tracing::warn!(pgid, "plugin did not stop after SIGTERM; sending SIGKILL");
+    signal_group(pgid, Signal::SIGKILL);
+    child.wait().await.ok()
+}
+
+/// After the leader exited by itself: kills whatever it left behind in its group.
+/// Returns whether anything was left.
+pub fn sweep_group(pgid: u32) -> bool {
+    if group_alive(pgid) {
+        signal_group(pgid, Signal::SIGKILL);
+        true
+    } else {
+        false
+    }
+}
+
+/// Kills the whole group at once (a hung plugin).
+pub fn kill_group(pgid: u32) {
+    signal_group(pgid, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_builtin_says_where_it_looked_and_the_fix() {
+        let spec = PluginSpec::named("no-such-plugin-xyz");
+        let err = resolve(&spec, Some(Path::new("/nonexistent"))).expect_err("missing");
+        let text = err.to_string();
+        assert!(text.contains("hamper-no-such-plugin-xyz"), "{text}");
+        assert!(text.contains("plugin_dir"), "{text}");
+        assert!(err.is_permanent());
+    }
+
+    #[test]
+    fn a_configured_command_takes_args_and_env() {
+        let mut spec = PluginSpec::named("weather");
+        spec.command = Some(vec!["python3".into(), "w.py".into()]);
+        spec.args = vec!["--metric".into()];
+        spec.env.insert("UNITS".into(), "si".into());
+        let launch = resolve(&spec, None).expect("resolve");
+        assert_eq!(launch.argv, ["python3", "w.py", "--metric"]);
+        assert_eq!(launch.env, [("UNITS".to_string(), "si".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn terminate_escalates_to_sigkill_and_reaps() {
+        let launch = Launch {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "trap '' TERM; while :; do sleep 0.05; done".into(),
+            ],
+            env: vec![],
+        };
+        let mut p = spawn("stubborn", &launch, None).expect("spawn");
+        drop(p.stdin);
+        let started = std::time::Instant::now();
+        let status = terminate(&mut p.child, p.pid, Duration::from_millis(200)).await;
+        assert!(status.is_some(), "leader reaped");
+        assert!(!group_alive(p.pid), "group gone");
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[tokio::test]
+    async fn sweep_kills_a_leftover_grandchild() {
+        let launch = Launch {
+            argv: vec!["sh".into(), "-c".into(), "sleep 30 & exit 0".into()],
+            env: vec![],
+        };
+        let mut p = spawn("leaky", &launch, None).expect("spawn");
+        p.child.wait().await.expect("wait");
+        assert!(sweep_group(p.pid), "the grandchild was still there");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while group_alive(p.pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild survived SIGKILL"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! One task per plugin that owns its process, pipes and restarts.
+//!
+//! The runner is the only code that touches a plugin's child process. It does the handshake,
+//! feeds the plugin's inbox into its stdin, forwards what the plugin writes to the router in
+//! order, pings it for liveness, counts malformed output, and restarts it by the
+//! [`RestartPolicy`] when it stops. Whatever the plugin does, the router never waits on it.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use hamper_protocol::{
+    FromPlugin, Goodbye, NdjsonCodec, Ping, PingId, PluginHello, ToPlugin, PROTOCOL_VERSION,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn, Instrument};
+
+use super::process::{self, Launch, Process};
+use super::restart::{Decision, RestartPolicy, Run};
+use super::{Control, Counters, FromRunner, PluginHandle, State, Status};
+use crate::config::PluginSpec;
+
+/// Malformed lines within [`MALFORMED_WINDOW`] that count as a crash.
+const MALFORMED_FLOOD: usize = 20;
+const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
+/// How long a stopping plugin gets at each step of the escalation.
+const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a runner needs to know.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// The plugin's index in the router's table.
+    pub index: usize,
+    /// Its configuration.
+    pub spec: PluginSpec,
+    /// Where to look for built-in plugin binaries first.
+    pub plugin_dir: Option<PathBuf>,
+    /// The `hamper` binary to run as each plugin's guard, if any.
+    pub guard: Option<PathBuf>,
+    /// Print every protocol line to stderr.
+    pub trace: bool,
+    /// Grace period at each step of stopping.
+    pub grace: Duration,
+}
+
+impl RunnerSettings {
+    /// Settings for a plugin with default grace and no trace.
+    pub fn new(index: usize, spec: PluginSpec) -> Self {
+        RunnerSettings {
+            index,
+            spec,
+            plugin_dir: None,
+            guard: None,
+            trace: false,
+            grace: DEFAULT_GRACE,
+        }
+    }
+
+    fn policy(&self) -> RestartPolicy {
+        let mut policy = RestartPolicy {
+            max_crashes: self.spec.limits.max_restarts,
+            window: self.spec.limits.restart_window,
+            ..RestartPolicy::default()
+        };
+        policy.healthy_after = policy.healthy_after.min(self.spec.limits.restart_window);
+        policy
+    }
+}
+
+/// Starts the runner task for one plugin and returns the router's handle on it.
+pub fn spawn_runner(
+    settings: RunnerSettings,
+    router: mpsc::Sender<FromRunner>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> PluginHandle {
+    let (inbox_tx, inbox) = mpsc::channel(settings.spec.limits.inbox);
+    let (ctl_tx, ctl) = mpsc::unbounded_channel();
+    let status = Arc::new(Mutex::new(Status {
+        state: State::Starting,
+        pid: None,
+        generation: 0,
+        hello: None,
+    }));
+    let counters = Arc::new(Counters::default());
+    let handle = PluginHandle {
+        name: settings.spec.name.clone(),
+        inbox: inbox_tx.clone(),
+        ctl: ctl_tx,
+        status: status.clone(),
+        counters: counters.clone(),
+    };
+    let runner = Runner {
+        settings,
+        inbox,
+        inbox_tx,
+        ctl,
+        router,
+        status,
+        counters,
+        shutdown,
+        next_ping: 1,
+    };
+    tracker.spawn(runner.run());
+    handle
+}
+
+struct Runner {
+    settings: RunnerSettings,
+    inbox: mpsc::Receiver<ToPlugin>,
+    inbox_tx: mpsc::Sender<ToPlugin>,
+    ctl: mpsc::UnboundedReceiver<Control>,
+    router: mpsc::Sender<FromRunner>,
+    status: Arc<Mutex<Status>>,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+    next_ping: u64,
+}
+
+/// How one run of the plugin ended.
+enum End {
+    Shutdown,
+    Crashed(String),
+    Permanent(String),
+}
+
+type Lines = FramedRead<tokio::process::ChildStdout, NdjsonCodec<FromPlugin, ToPlugin>>;
+/// What the handshake deadline gives: nothing in time, end of stream, an I/O error, a bad line,
+/// or a message.
+type FirstLine = Result<
+    Option<Result<Result<FromPlugin, hamper_protocol::LineError>, std::io::Error>>,
+    tokio::time::error::Elapsed,
+>;
+type Sink = FramedWrite<tokio::process::ChildStdin, NdjsonCodec<FromPlugin, ToPlugin>>;
+
+impl Runner {
+    fn name(&self) -> &str {
+        &self.settings.spec.name
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    async fn run(mut self) {
+        let policy = self.settings.policy();
+        let mut history: Vec<Run> = Vec::new();
+        loop {
+            let started = Instant::now();
+            let end = self.run_once().await;
+            self.set_status(|s| s.pid = None);
+            let _ = self
+                .router
+                .send(FromRunner::Down {
+                    plugin: self.settings.index,
+                })
+                .await;
+            match end {
+                End::Shutdown => break,
+                End::Permanent(reason) => {
+                    error!(plugin = %self.name(), %reason, "plugin failed and will not be restarted");
+                    self.set_status(|s| s.state = State::Failed(reason));
+                    self.idle(None).await;
+                    break;
+                }
+                End::Crashed(reason) => {
+                    let now = Instant::now();
+                    history.push(Run {
+                        started,
+                        ended: now,
+                    });
+                    if history.len() > 64 {
+                        history.remove(0);
+                    }
+                    match policy.next_delay(&history, now) {
+                        Decision::Fail => {
+                            let why = format!(
+                                "stopped {} times within {}s; last: {reason}",
+                                policy.max_crashes,
+                                policy.window.as_secs_f64()
+                            );
+                            error!(plugin = %self.name(), reason = %why, "plugin failed: too many crashes; the rest of the bot carries on");
+                            self.set_status(|s| s.state = State::Failed(why));
+                            self.idle(None).await;
+                            break;
+                        }
+                        Decision::RestartAfter(delay) => {
+                            warn!(plugin = %self.name(), %reason, delay_ms = delay.as_millis() as u64, "plugin stopped; restarting");
+                            self.set_status(|s| s.state = State::Restarting);
+                            self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                            if !self.idle(Some(delay)).await {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.set_status(|s| s.state = State::Stopped);
+    }
+
+    /// While the plugin is not running: drops its events (counted), answers syncs at once,
+    /// until `delay` has passed (true) or shutdown (false).
+    async fn idle(&mut self, delay: Option<Duration>) -> bool {
+        let sleep = async {
+            match delay {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                _ = &mut sleep => return true,
+                Some(_) = self.inbox.recv() => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Control::Sync(token)) = self.ctl.recv() => {
+                    let _ = self.router.send(FromRunner::Synced { plugin: self.settings.index, token }).await;
+                }
+            }
+        }
+    }
+
+    async fn run_once(&mut self) -> End {
+        self.set_status(|s| {
+            s.state = State::Starting;
+            s.generation += 1;
+        });
+        let launch =
+            match process::resolve(&self.settings.spec, self.settings.plugin_dir.as_deref()) {
+                Ok(launch) => launch,
+                Err(err) => return End::Permanent(err.to_string()),
+            };
+        let process = match process::spawn(self.name(), &launch, self.settings.guard.as_deref()) {
+            Ok(p) => p,
+            Err(err) if err.is_permanent() => return End::Permanent(err.to_string()),
+            Err(err) => return End::Crashed(err.to_string()),
+        };
+        let generation = self.status.lock().map(|s| s.generation).unwrap_or(0);
+        let span =
+            tracing::info_span!("plugin", name = %self.name(), pid = process.pid, generation);
+        self.supervise(process, &launch).instrument(span).await
+    }
+
+    async fn supervise(&mut self, process: Process, launch: &Launch) -> End {
+        let Process {
+            mut child,
+            pid,
+            stdin,
+            stdout,
+        } = process;
+        self.set_status(|s| s.pid = Some(pid));
+        info!(command = ?launch.argv, "plugin started");
+        let mut lines: Lines = FramedRead::new(stdout, NdjsonCodec::default());
+        let mut sink: Sink = FramedWrite::new(stdin, NdjsonCodec::default());
+        let grace = self.settings.grace;
+
+        let hello = tokio::select! {
+            _ = self.shutdown.cancelled() => {
+                drop(sink);
+                process::terminate(&mut child, pid, grace).await;
+                return End::Shutdown;
+            }
+            first = tokio::time::timeout(self.settings.spec.limits.handshake_timeout, lines.next()) => {
+                match self.check_hello(first) {
+                    Ok(hello) => hello,
+                    Err(reason) => {
+                        drop(sink);
+                        process::kill_group(pid);
+                        let _ = child.wait().await;
+                        return End::Crashed(reason);
+                    }
+                }
+            }
+        };
+        if hello.protocol_version != PROTOCOL_VERSION {
+            let reason = format!(
+                "it speaks protocol version {}, this hamper speaks version {PROTOCOL_VERSION}; use a plugin built for version {PROTOCOL_VERSION}",
+                hello.protocol_version
+            );
+            let _ = self
+                .write(
+                    &mut sink,
+                    ToPlugin::Goodbye(Goodbye {
+                        reason: reason.clone(),
+                    }),
+                )
+                .await;
+            drop(sink);
+            process::terminate(&mut child, pid, grace).await;
+            return End::Permanent(reason);
+        }
+
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let _ = self
+            .router
+            .send(FromRunner::Hello {
+                plugin: self.settings.index,
+                hello: hello.clone(),
+                reply: reply_tx,
+            })
+            .await;
+        let Ok(host_hello) = reply_rx.await else {
+            drop(sink);
+            process::terminate(&mut child, pid, grace).await;
+            return End::Shutdown;
+        };
+        let handshake = tokio::time::timeout(
+            self.settings.spec.limits.handshake_timeout,
+            self.write(&mut sink, ToPlugin::Hello(host_hello)),
+        )
+        .await;
+        if !matches!(handshake, Ok(Ok(()))) {
+            process::kill_group(pid);
+            let _ = child.wait().await;
+            return End::Crashed("did not read the host's hello".into());
+        }
+        self.set_status(|s| {
+            s.state = State::Running;
+            s.hello = Some(hello);
+        });
+        info!("plugin running");
+
+        let end = self.serve(&mut child, pid, sink, &mut lines).await;
+        if let End::Crashed(reason) = &end {
+            if process::sweep_group(pid) {
+                warn!("plugin left processes behind in its group; killed them");
+            }
+            // Deliver what it wrote just before it stopped, without waiting on anything it
+            // may have left holding its stdout.
+            let drain = async {
+                while let Some(Ok(Ok(msg))) = lines.next().await {
+                    self.forward(msg).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+            info!(%reason, "plugin stopped");
+        }
+        end
+    }
+
+    fn check_hello(&self, first: FirstLine) -> Result<PluginHello, String> {
+        if self.settings.trace {
+            if let Ok(Some(Ok(Ok(msg)))) = &first {
+                trace_line("<-", self.name(), msg);
+            }
+        }
+        match first {
+            Err(_) => Err(format!(
+                "sent no hello within {}s",
+                self.settings.spec.limits.handshake_timeout.as_secs_f64()
+            )),
+            Ok(None) | Ok(Some(Err(_))) => Err("exited or closed stdout before its hello".into()),
+            Ok(Some(Ok(Err(err)))) => Err(format!("its first line was not a hello: {err}")),
+            Ok(Some(Ok(Ok(FromPlugin::Hello(hello))))) => Ok(hello),
+            Ok(Some(Ok(Ok(other)))) => Err(format!(
+                "its first message was {}, not a hello",
+                type_name(&other)
+            )),
+        }
+    }
+
+    async fn write(&self, sink: &mut Sink, msg: ToPlugin) -> std::io::Result<()> {
+        if self.settings.trace {
+            trace_line("->", self.name(), &msg);
+        }
+        sink.send(msg).await
+    }
+
+    async fn forward(&self, msg: FromPlugin) {
+        let _ = self
+            .router
+            .send(FromRunner::Output {
+                plugin: self.settings.index,
+                msg,
+            })
+            .await;
+    }
+
+    /// The running plugin's loop. Returns when it stops or the bot shuts down.
+    async fn serve(
+        &mut self,
+        child: &mut tokio::process::Child,
+        pid: u32,
+        sink: Sink,
+        lines: &mut Lines,
+    ) -> End {
+        let limits = self.settings.spec.limits;
+        let trace = self.settings.trace;
+        let name = self.settings.spec.name.clone();
+        let index = self.settings.index;
+        let inbox = &mut self.inbox;
+        let writer = async move {
+            let mut sink = sink;
+            while let Some(msg) = inbox.recv().await {
+                let last = matches!(msg, ToPlugin::Goodbye(_));
+                if trace {
+                    trace_line("->", &name, &msg);
+                }
+                if sink.send(msg).await.is_err() || last {
+                    break;
+                }
+            }
+        };
+        // Boxed, not pinned on the stack, so that dropping it closes the plugin's stdin.
+        let mut writer = Box::pin(writer);
+        let mut writer_done = false;
+        let mut stdout_done = false;
+        let mut pings = tokio::time::interval(limits.ping_interval);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pings.tick().await;
+        let mut liveness: Option<(PingId, tokio::time::Instant)> = None;
+        let mut syncs: HashMap<PingId, u64> = HashMap::new();
+        let mut malformed: VecDeque<Instant> = VecDeque::new();
+
+        loop {
+            let deadline = liveness.map(|(_, sent)| sent + limits.ping_timeout);
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    let _ = self.inbox_tx.try_send(ToPlugin::Goodbye(Goodbye { reason: "the bot is shutting down".into() }));
+                    if !writer_done {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+                    }
+                    break;
+                }
+                status = child.wait() => {
+                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    return End::Crashed(format!("exited ({status})"));
+                }
+                _ = &mut writer, if !writer_done => {
+                    writer_done = true;
+                }
+                item = lines.next(), if !stdout_done => match item {
+                    None | Some(Err(_)) => stdout_done = true,
+                    Some(Ok(Err(err))) => {
+                        let total = self.counters.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+                        warn!(error = %err, total, "malformed line from plugin; ignored");
+                        let now = Instant::now();
+                        malformed.push_back(now);
+                        while malformed.front().is_some_and(|t| now.duration_since(*t) > MALFORMED_WINDOW) {
+                            malformed.pop_front();
+                        }
+                        if malformed.len() >= MALFORMED_FLOOD {
+                            process::kill_group(pid);
+                            let _ = child.wait().await;
+                            return End::Crashed(format!("{MALFORMED_FLOOD} malformed lines within {}s", MALFORMED_WINDOW.as_secs()));
+                        }
+                    }
+                    Some(Ok(Ok(msg))) => {
+                        if trace {
+                            trace_line("<-", &self.settings.spec.name, &msg);
+                        }
+                        match msg {
+                            FromPlugin::Pong(pong) => {
+                                if liveness.is_some_and(|(id, _)| id == pong.id) {
+                                    liveness = None;
+                                }
+                                if let Some(token) = syncs.remove(&pong.id) {
+                                    let _ = self.router.send(FromRunner::Synced { plugin: index, token }).await;
+                                }
+                            }
+                            FromPlugin::Hello(_) => warn!("plugin sent a second hello; ignored"),
+                            other => {
+                                let _ = self.router.send(FromRunner::Output { plugin: index, msg: other }).await;
+                            }
+                        }
+                    }
+                },
+                Some(Control::Sync(token)) = self.ctl.recv() => {
+                    let id = PingId(self.next_ping);
+                    self.next_ping += 1;
+                    if self.inbox_tx.try_send(ToPlugin::Ping(Ping { id })).is_ok() {
+                        syncs.insert(id, token);
+                    } else {
+                        let _ = self.router.send(FromRunner::Synced { plugin: index, token }).await;
+                    }
+                }
+                _ = pings.tick(), if liveness.is_none() => {
+                    let id = PingId(self.next_ping);
+                    self.next_ping += 1;
+                    // A full inbox still starts the clock: a plugin that stops reading is hung.
+                    let _ = self.inbox_tx.try_send(ToPlugin::Ping(Ping { id }));
+                    liveness = Some((id, tokio::time::Instant::now()));
+                }
+                _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                    process::kill_group(pid);
+                    let _ = child.wait().await;
+                    return End::Crashed(format!("did not answer a ping within {}s (hung or not reading stdin)", limits.ping_timeout.as_secs_f64()));
+                }
+            }
+        }
+        // Shutdown: the writer has sent the goodbye and closed stdin, or is dropped here.
+        drop(writer);
+        process::terminate(child, pid, self.settings.grace).await;
+        info!("plugin stopped");
+        End::Shutdown
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn trace_line<T: serde::Serialize>(arrow: &str, name: &str, msg: &T) {
+    let json = serde_json::to_string(msg).unwrap_or_else(|e| format!("<unencodable: {e}>"));
+    eprintln!("[{name}] {arrow} {json}");
+}
+
+fn type_name(msg: &FromPlugin) -> String {
+    serde_json::to_value(msg)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}

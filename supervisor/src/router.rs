@@ -1,0 +1,763 @@
+//! The router: the one task between the network and the plugins.
+//!
+//! It turns network events into protocol events (with addressing), routes commands to the one
+//! plugin that owns each, answers plugins' requests, and passes their actions through the
+//! outgoing choke point. It never waits on a plugin: deliveries are `try_send` into bounded
+//! inboxes, and slow work (storage) runs in tasks of its own.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hamper_protocol::{
+    BotInfo, CommandEvent, CommandSpec, Connected, Disconnected, ErrorBody, ErrorCode, FromPlugin,
+    HostHello, Invite, Join, Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo,
+    PluginsList, Quit, Request, Response, Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
+};
+use hamper_storage::Storage;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::addressing::address;
+use crate::chat::{Inbound, Outbound, Source};
+use crate::commands::{CommandTable, Owner};
+use crate::config::{Config, Grant};
+use crate::outbound::{is_single_line, split_text, DEFAULT_MAX_LINES};
+use crate::plugin::{FromRunner, PluginHandle, State};
+
+/// Requests to the router from the rest of the bot.
+#[derive(Debug)]
+pub enum RouterCtl {
+    /// Answer once every plugin has finished its first start (running or failed).
+    WhenReady(oneshot::Sender<()>),
+    /// Answer once every running plugin has handled everything sent to it so far and all the
+    /// output that caused has gone to the frontend.
+    Sync(oneshot::Sender<()>),
+    /// Storage became available (after starting without it).
+    Storage(Storage),
+}
+
+/// The router's fixed inputs.
+pub struct RouterParts {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// One handle per configured plugin, in config order.
+    pub plugins: Vec<PluginHandle>,
+    /// Storage, if it could be opened.
+    pub storage: Option<Storage>,
+    /// Events from the network.
+    pub net_in: mpsc::Receiver<Inbound>,
+    /// Commands to the network.
+    pub net_out: mpsc::Sender<Outbound>,
+    /// Messages from plugin runners.
+    pub runners: mpsc::Receiver<FromRunner>,
+    /// Control requests.
+    pub ctl: mpsc::Receiver<RouterCtl>,
+}
+
+struct PendingSync {
+    token: u64,
+    waiting: HashSet<usize>,
+    reply: oneshot::Sender<()>,
+}
+
+/// Runs the router until `shutdown` or until the network side closes.
+pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
+    let RouterParts {
+        config,
+        plugins,
+        storage,
+        mut net_in,
+        net_out,
+        mut runners,
+        mut ctl,
+    } = parts;
+    let mut commands = CommandTable::default();
+    let mut plugins_cmd =
+        CommandSpec::new("plugins", "Show every plugin and whether it is running.");
+    plugins_cmd.usage = "plugins".into();
+    commands.add_builtin(plugins_cmd);
+    let count = plugins.len();
+    let mut router = Router {
+        config: config.clone(),
+        plugins,
+        storage,
+        net_out,
+        commands,
+        subscriptions: vec![Vec::new(); count],
+        started: vec![false; count],
+        bot: BotInfo {
+            nick: config.nickname.clone(),
+            channels: Vec::new(),
+            command_prefix: config.command_prefix.clone(),
+            connected: false,
+        },
+        ready_waiters: Vec::new(),
+        syncs: Vec::new(),
+        next_token: 1,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(msg) = runners.recv() => router.on_runner(msg).await,
+            // Network events before control: a frontend that sends an event and then asks for
+            // a sync must have the event routed first.
+            event = net_in.recv() => match event {
+                Some(event) => router.on_inbound(event).await,
+                None => break,
+            },
+            Some(c) = ctl.recv() => router.on_ctl(c),
+        }
+    }
+    for s in router.syncs.drain(..) {
+        let _ = s.reply.send(());
+    }
+}
+
+struct Router {
+    config: Arc<Config>,
+    plugins: Vec<PluginHandle>,
+    storage: Option<Storage>,
+    net_out: mpsc::Sender<Outbound>,
+    commands: CommandTable,
+    subscriptions: Vec<Vec<Subscription>>,
+    started: Vec<bool>,
+    bot: BotInfo,
+    ready_waiters: Vec<oneshot::Sender<()>>,
+    syncs: Vec<PendingSync>,
+    next_token: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn is_channel(target: &str) -> bool {
+    target.starts_with(['#', '&', '+', '!'])
+}
+
+impl Router {
+    fn is_me(&self, nick: &str) -> bool {
+        nick.eq_ignore_ascii_case(&self.bot.nick)
+    }
+
+    async fn send_out(&self, out: Outbound) {
+        let _ = self.net_out.send(out).await;
+    }
+
+    fn check_ready(&mut self) {
+        if self.started.iter().all(|s| *s) {
+            for w in self.ready_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn on_ctl(&mut self, ctl: RouterCtl) {
+        match ctl {
+            RouterCtl::WhenReady(reply) => {
+                self.ready_waiters.push(reply);
+                self.check_ready();
+            }
+            RouterCtl::Sync(reply) => {
+                let token = self.next_token;
+                self.next_token += 1;
+                let waiting: HashSet<usize> = (0..self.plugins.len())
+                    .filter(|i| self.plugins[*i].status().state == State::Running)
+                    .collect();
+                for i in &waiting {
+                    self.plugins[*i].sync(token);
+                }
+                self.syncs.push(PendingSync {
+                    token,
+                    waiting,
+                    reply,
+                });
+                self.finish_syncs();
+            }
+            RouterCtl::Storage(storage) => {
+                info!(db = %storage.describe(), "storage is available");
+                self.storage = Some(storage);
+            }
+        }
+    }
+
+    fn finish_syncs(&mut self) {
+        let (done, pending): (Vec<_>, Vec<_>) =
+            self.syncs.drain(..).partition(|s| s.waiting.is_empty());
+        self.syncs = pending;
+        for s in done {
+            // The frontend answers once everything queued before this marker is out.
+            let _ = self.net_out.try_send(Outbound::Flush(s.reply));
+        }
+    }
+
+    async fn on_runner(&mut self, msg: FromRunner) {
+        match msg {
+            FromRunner::Hello {
+                plugin,
+                hello,
+                reply,
+            } => {
+                let host = self.register(plugin, &hello);
+                let _ = reply.send(host);
+                self.started[plugin] = true;
+                self.check_ready();
+            }
+            FromRunner::Down { plugin } => {
+                self.started[plugin] = true;
+                self.check_ready();
+                for s in &mut self.syncs {
+                    s.waiting.remove(&plugin);
+                }
+                self.finish_syncs();
+            }
+            FromRunner::Synced { plugin, token } => {
+                for s in &mut self.syncs {
+                    if s.token == token {
+                        s.waiting.remove(&plugin);
+                    }
+                }
+                self.finish_syncs();
+            }
+            FromRunner::Output { plugin, msg } => self.on_output(plugin, msg).await,
+        }
+    }
+
+    fn register(&mut self, plugin: usize, hello: &PluginHello) -> HostHello {
+        let name = self.plugins[plugin].name.clone();
+        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        let registration = self.commands.register(plugin, &name, hello, |o| match o {
+            Owner::Builtin => "hamper".into(),
+            Owner::Plugin(i) => names.get(i).cloned().unwrap_or_default(),
+        });
+        let mut subs = hello.subscriptions.clone();
+        subs.sort();
+        subs.dedup();
+        self.subscriptions[plugin] = subs.clone();
+        info!(plugin = %name, commands = ?registration.accepted, subscriptions = ?subs, "plugin registered");
+        HostHello {
+            protocol_version: PROTOCOL_VERSION,
+            name: name.clone(),
+            commands: registration.accepted,
+            subscriptions: subs,
+            rejected: registration.rejected,
+            config: self.config.section(&name),
+            bot: self.bot.clone(),
+        }
+    }
+
+    fn broadcast(&self, sub: Subscription, msg: ToPlugin) {
+        for (i, p) in self.plugins.iter().enumerate() {
+            if self.subscriptions[i].contains(&sub) {
+                p.deliver(msg.clone());
+            }
+        }
+    }
+
+    async fn on_inbound(&mut self, event: Inbound) {
+        match event {
+            Inbound::Privmsg {
+                source,
+                target,
+                text,
+                action,
+            } => self.on_privmsg(source, target, text, action).await,
+            Inbound::Join { source, channel } => {
+                let is_bot = self.is_me(&source.nick);
+                if is_bot
+                    && !self
+                        .bot
+                        .channels
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(&channel))
+                {
+                    self.bot.channels.push(channel.clone());
+                }
+                self.broadcast(
+                    Subscription::Join,
+                    ToPlugin::Join(Join {
+                        channel,
+                        nick: source.nick,
+                        user: source.user,
+                        host: source.host,
+                        is_bot,
+                    }),
+                );
+            }
+            Inbound::Part {
+                source,
+                channel,
+                reason,
+            } => {
+                let is_bot = self.is_me(&source.nick);
+                if is_bot {
+                    self.bot
+                        .channels
+                        .retain(|c| !c.eq_ignore_ascii_case(&channel));
+                }
+                self.broadcast(
+                    Subscription::Part,
+                    ToPlugin::Part(Part {
+                        channel,
+                        nick: source.nick,
+                        reason,
+                        is_bot,
+                    }),
+                );
+            }
+            Inbound::Quit { source, reason } => self.broadcast(
+                Subscription::Quit,
+                ToPlugin::Quit(Quit {
+                    nick: source.nick,
+                    reason,
+                }),
+            ),
+            Inbound::Kick {
+                source,
+                channel,
+                nick,
+                reason,
+            } => {
+                let is_bot = self.is_me(&nick);
+                if is_bot {
+                    self.bot
+                        .channels
+                        .retain(|c| !c.eq_ignore_ascii_case(&channel));
+                }
+                self.broadcast(
+                    Subscription::Kick,
+                    ToPlugin::Kick(Kick {
+                        channel,
+                        nick,
+                        by: source.nick,
+                        reason,
+                        is_bot,
+                    }),
+                );
+            }
+            Inbound::Nick { source, new } => {
+                let is_bot = self.is_me(&source.nick);
+                if is_bot {
+                    self.bot.nick = new.clone();
+                }
+                self.broadcast(
+                    Subscription::Nick,
+                    ToPlugin::Nick(NickChange {
+                        old: source.nick,
+                        new,
+                        is_bot,
+                    }),
+                );
+            }
+            Inbound::Topic {
+                source,
+                channel,
+                topic,
+            } => self.broadcast(
+                Subscription::Topic,
+                ToPlugin::Topic(Topic {
+                    channel,
+                    nick: source.nick,
+                    topic,
+                }),
+            ),
+            Inbound::Invite { source, channel } => self.broadcast(
+                Subscription::Invite,
+                ToPlugin::Invite(Invite {
+                    channel,
+                    nick: source.nick,
+                }),
+            ),
+            Inbound::Connected { nick, server } => {
+                self.bot.nick = nick.clone();
+                self.bot.connected = true;
+                self.bot.channels.clear();
+                self.broadcast(
+                    Subscription::Connected,
+                    ToPlugin::Connected(Connected { nick, server }),
+                );
+            }
+            Inbound::Disconnected { reason } => {
+                self.bot.connected = false;
+                self.bot.channels.clear();
+                self.broadcast(
+                    Subscription::Disconnected,
+                    ToPlugin::Disconnected(Disconnected { reason }),
+                );
+            }
+        }
+    }
+
+    async fn on_privmsg(&mut self, source: Source, target: String, text: String, action: bool) {
+        if self.is_me(&source.nick) {
+            return;
+        }
+        let private = !is_channel(&target);
+        let addressed = address(&text, &self.bot.nick, &self.config.command_prefix, private);
+        let message = Message {
+            channel: (!private).then(|| target.clone()),
+            nick: source.nick.clone(),
+            user: source.user.clone(),
+            host: source.host.clone(),
+            account: source.account.clone(),
+            text: text.clone(),
+            message: addressed.message,
+            directed: addressed.directed,
+            target: addressed.target,
+            private,
+            action,
+            time: now_ms(),
+        };
+        let sub = if action {
+            Subscription::Action
+        } else {
+            Subscription::Message
+        };
+        self.broadcast(sub, ToPlugin::Message(message.clone()));
+        if action {
+            return;
+        }
+        let Some(found) = self.commands.lookup(&message.message) else {
+            return;
+        };
+        if found.spec.directed && !message.directed {
+            return;
+        }
+        if message.target.is_some() && !message.directed {
+            return;
+        }
+        if let Some(permission) = &found.spec.permission {
+            if !self.is_owner(&source) {
+                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: sender is not an owner");
+                self.reply_lines(&message, "You don't have permission to do that.", None)
+                    .await;
+                return;
+            }
+        }
+        let event = CommandEvent {
+            command: found.spec.name.clone(),
+            invoked_as: found.invoked_as.clone(),
+            args: found.args.to_string(),
+            message: message.clone(),
+        };
+        match found.owner {
+            Owner::Builtin => self.builtin(&event).await,
+            Owner::Plugin(i) => {
+                self.plugins[i].deliver(ToPlugin::Command(event));
+            }
+        }
+    }
+
+    fn is_owner(&self, source: &Source) -> bool {
+        let mask = source.mask();
+        self.config
+            .owners
+            .iter()
+            .any(|owner| crate::mask::matches(owner, &mask))
+    }
+
+    async fn builtin(&mut self, event: &CommandEvent) {
+        if event.command == "plugins" {
+            let lines: Vec<String> = self
+                .plugins
+                .iter()
+                .map(|p| {
+                    let status = p.status();
+                    let restarts = p
+                        .counters()
+                        .restarts
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    match &status.state {
+                        State::Failed(reason) => format!("{}: failed ({reason})", p.name),
+                        state => format!(
+                            "{}: {}{} ({restarts} restarts)",
+                            p.name,
+                            state.as_str(),
+                            status
+                                .pid
+                                .map(|pid| format!(", pid {pid}"))
+                                .unwrap_or_default()
+                        ),
+                    }
+                })
+                .collect();
+            let text = if lines.is_empty() {
+                "No plugins are configured.".to_string()
+            } else {
+                lines.join("\n")
+            };
+            self.reply_lines(&event.message, &text, Some(self.plugins.len().max(1)))
+                .await;
+        }
+    }
+
+    async fn reply_lines(&self, to: &Message, text: &str, max: Option<usize>) {
+        let target = to.reply_target().to_string();
+        self.emit(
+            "hamper",
+            |t| Outbound::Privmsg {
+                target: target.clone(),
+                text: t,
+            },
+            text,
+            max.unwrap_or(DEFAULT_MAX_LINES),
+        )
+        .await;
+    }
+
+    /// The choke point for text: split into lines, capped, each its own message.
+    async fn emit(
+        &self,
+        plugin: &str,
+        make: impl Fn(String) -> Outbound,
+        text: &str,
+        max_lines: usize,
+    ) {
+        let lines = split_text(text, max_lines);
+        if lines.dropped > 0 {
+            warn!(
+                plugin,
+                dropped = lines.dropped,
+                max_lines,
+                "text had too many lines; the rest was not sent"
+            );
+        }
+        for line in lines.lines {
+            self.send_out(make(line)).await;
+        }
+    }
+
+    async fn on_output(&mut self, plugin: usize, msg: FromPlugin) {
+        let name = self.plugins[plugin].name.clone();
+        let spec = self.config.plugins.get(plugin).cloned();
+        let granted = |g: Grant| spec.as_ref().is_some_and(|s| s.has(g));
+        match msg {
+            FromPlugin::Reply(r) => {
+                let target = r.channel.clone().unwrap_or_else(|| r.nick.clone());
+                self.say_to(&name, &target, &r.text, "reply", |target, text| {
+                    Outbound::Privmsg { target, text }
+                })
+                .await;
+            }
+            FromPlugin::Say(s) => {
+                self.say_to(&name, &s.target, &s.text, "say", |target, text| {
+                    Outbound::Privmsg { target, text }
+                })
+                .await
+            }
+            FromPlugin::Me(s) => {
+                self.say_to(&name, &s.target, &s.text, "me", |target, text| {
+                    Outbound::Action { target, text }
+                })
+                .await
+            }
+            FromPlugin::Notice(s) => {
+                self.say_to(&name, &s.target, &s.text, "notice", |target, text| {
+                    Outbound::Notice { target, text }
+                })
+                .await
+            }
+            FromPlugin::Join(j) => {
+                if !granted(Grant::Join) {
+                    warn!(plugin = %name, channel = %j.channel, "join refused: the plugin has no `join` grant; add grants: [join] to its entry in plugins");
+                    return;
+                }
+                let key_ok = j.key.as_deref().is_none_or(valid_word);
+                if !is_channel(&j.channel) || !valid_word(&j.channel) || !key_ok {
+                    warn!(plugin = %name, channel = %j.channel, "join refused: not a valid channel name or key");
+                    return;
+                }
+                self.send_out(Outbound::Join {
+                    channel: j.channel,
+                    key: j.key,
+                })
+                .await;
+            }
+            FromPlugin::Part(p) => {
+                if !granted(Grant::Part) {
+                    warn!(plugin = %name, channel = %p.channel, "part refused: the plugin has no `part` grant; add grants: [part] to its entry in plugins");
+                    return;
+                }
+                if !is_channel(&p.channel) || !valid_word(&p.channel) {
+                    warn!(plugin = %name, channel = %p.channel, "part refused: not a valid channel name");
+                    return;
+                }
+                let reason = p.reason.map(|r| {
+                    split_text(&r, 1)
+                        .lines
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default()
+                });
+                self.send_out(Outbound::Part {
+                    channel: p.channel,
+                    reason,
+                })
+                .await;
+            }
+            FromPlugin::Raw(r) => {
+                if !granted(Grant::Raw) {
+                    warn!(plugin = %name, "raw line refused: the plugin has no `raw` grant; add grants: [raw] to its entry in plugins");
+                    return;
+                }
+                if !is_single_line(&r.line) || r.line.trim().is_empty() || r.line.len() > 510 {
+                    warn!(plugin = %name, "raw line refused: empty, over 510 bytes, or holding CR, LF or NUL");
+                    return;
+                }
+                self.send_out(Outbound::Raw(r.line)).await;
+            }
+            FromPlugin::Request(req) => self.on_request(plugin, req),
+            FromPlugin::Hello(_) | FromPlugin::Pong(_) => {}
+        }
+    }
+
+    async fn say_to(
+        &self,
+        plugin: &str,
+        target: &str,
+        text: &str,
+        what: &str,
+        make: impl Fn(String, String) -> Outbound,
+    ) {
+        if !valid_word(target) {
+            warn!(plugin, target = %target.escape_debug(), action = what, "refused: the target is not a nick or channel");
+            return;
+        }
+        let target = target.to_string();
+        self.emit(
+            plugin,
+            |line| make(target.clone(), line),
+            text,
+            DEFAULT_MAX_LINES,
+        )
+        .await;
+    }
+
+    fn on_request(&mut self, plugin: usize, req: Request) {
+        let handle = self.plugins[plugin].clone();
+        let respond = move |h: &PluginHandle, outcome: Outcome| {
+            h.deliver_response(ToPlugin::Response(Response {
+                id: req.id,
+                outcome,
+            }));
+        };
+        match req.method.as_str() {
+            "plugins.list" => {
+                let list = self.plugins_list();
+                let outcome = match serde_json::to_value(list) {
+                    Ok(v) => Outcome::Result(v),
+                    Err(e) => error(ErrorCode::Internal, &e.to_string()),
+                };
+                respond(&handle, outcome);
+            }
+            "bot.info" => {
+                let outcome = match serde_json::to_value(&self.bot) {
+                    Ok(v) => Outcome::Result(v),
+                    Err(e) => error(ErrorCode::Internal, &e.to_string()),
+                };
+                respond(&handle, outcome);
+            }
+            method if hamper_storage::is_storage_method(method) => match self.storage.clone() {
+                Some(storage) => {
+                    let method = req.method.clone();
+                    let params = req.params.clone();
+                    let name = handle.name.clone();
+                    tokio::spawn(async move {
+                        let outcome = storage.call(&name, &method, params).await;
+                        respond(&handle, outcome);
+                    });
+                }
+                None => respond(
+                    &handle,
+                    error(
+                        ErrorCode::Unavailable,
+                        "storage is not available yet; try again later",
+                    ),
+                ),
+            },
+            other => {
+                let known = "plugins.list, bot.info, kv.get, kv.set, kv.delete, kv.incr, kv.list";
+                respond(
+                    &handle,
+                    error(
+                        ErrorCode::UnknownMethod,
+                        &format!("unknown method `{other}`; this host knows {known}"),
+                    ),
+                )
+            }
+        }
+    }
+
+    fn plugins_list(&self) -> PluginsList {
+        let mut plugins = vec![PluginInfo {
+            name: "hamper".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "The bot itself.".into(),
+            help: String::new(),
+            state: "running".into(),
+            commands: self.commands.commands_of(Owner::Builtin),
+        }];
+        for (i, p) in self.plugins.iter().enumerate() {
+            let status = p.status();
+            let hello = status.hello.clone().unwrap_or_default();
+            plugins.push(PluginInfo {
+                name: p.name.clone(),
+                version: hello.version,
+                description: hello.description,
+                help: hello.help,
+                state: status.state.as_str().into(),
+                commands: self.commands.commands_of(Owner::Plugin(i)),
+            });
+        }
+        PluginsList {
+            command_prefix: self.config.command_prefix.clone(),
+            plugins,
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: &str) -> Outcome {
+    Outcome::Error(ErrorBody {
+        code,
+        message: message.to_string(),
+    })
+}
+
+/// A nick, channel or key: one word, no control characters, not absurdly long.
+fn valid_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+        && !s.starts_with(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_that_could_inject_are_refused() {
+        for ok in ["#c", "bob", "&local", "[m]x"] {
+            assert!(valid_word(ok), "{ok}");
+        }
+        for bad in ["", "#a b", "#c\r\nQUIT", "a,b", ":x", "x\u{0}", "#c\u{7}"] {
+            assert!(!valid_word(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_outcomes_carry_the_code() {
+        let Outcome::Error(e) = error(ErrorCode::UnknownMethod, "nope") else {
+            panic!("not an error")
+        };
+        assert_eq!(e.code, ErrorCode::UnknownMethod);
+    }
+}
