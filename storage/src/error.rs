@@ -115,13 +115,12 @@ impl StorageError {
             StorageError::Connect { source, .. } | StorageError::Query { source, .. } => {
                 crate::kv::is_unavailable(source)
             }
-            StorageError::Migrate { source, .. } => match source {
-                sqlx::migrate::MigrateError::Execute(e)
-                | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => {
-                    crate::kv::is_unavailable(e)
-                }
-                _ => false,
-            },
+            StorageError::Migrate {
+                source:
+                    sqlx::migrate::MigrateError::Execute(e)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+                ..
+            } => crate::kv::is_unavailable(e),
             _ => false,
         }
     }

@@ -199,8 +199,13 @@ impl Source {
                 reason: "an in-memory database has nothing to import".to_string(),
             }),
             Target::Postgres(options) => {
+                // Read-only, like the SQLite source: the import must never change the original.
+                let options = options
+                    .as_ref()
+                    .clone()
+                    .options([("default_transaction_read_only", "on")]);
                 let conn =
-                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options))
+                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
                         .await
                         .map_err(timeout)?
                         .map_err(connect_error)?;

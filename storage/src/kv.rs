@@ -1,8 +1,8 @@
 //! The `kv.*` methods plugins call: get, set, delete, incr and list in the plugin's namespace.
 //!
 //! A plugin may be written in any language and may send anything, so every request is checked
-//! here, field by field, and every failure becomes an `Outcome::Error` whose code the plugin can
-//! act on: `bad_request` and `too_large` for its own mistakes, `not_found` for a missing key,
+//! field by field first (the `params` module), and every failure becomes an `Outcome::Error`
+//! whose code the plugin can act on: `bad_request` and `too_large` for its own mistakes, `not_found` for a missing key,
 //! `unavailable` when the database is down or busy (try again later), and `internal` otherwise.
 //! Database errors are logged here with the redacted database and never sent to the plugin.
 //!
@@ -16,12 +16,11 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use hamper_protocol::wire::{
-    ErrorBody, ErrorCode, IncrParams, KeyParams, KvItem, ListOrder, ListParams, Outcome, SetParams,
-    MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    ErrorBody, ErrorCode, IncrParams, KeyParams, KvItem, ListOrder, ListParams, Outcome,
 };
-use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use crate::params::{kind_of, Params, Refusal, Row};
 use crate::storage::Pool;
 use crate::{Storage, StorageError};
 
@@ -147,12 +146,14 @@ impl From<sqlx::Error> for CallError {
     }
 }
 
-fn bad_request(message: String) -> CallError {
-    CallError::Plugin(ErrorCode::BadRequest, message)
+impl From<Refusal> for CallError {
+    fn from(r: Refusal) -> Self {
+        CallError::Plugin(r.code, r.message)
+    }
 }
 
-fn too_large(message: String) -> CallError {
-    CallError::Plugin(ErrorCode::TooLarge, message)
+fn bad_request(message: String) -> CallError {
+    CallError::Plugin(ErrorCode::BadRequest, message)
 }
 
 impl Storage {
@@ -348,21 +349,10 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let mut rows = Vec::with_capacity(items.len());
         for (key, value) in items {
-            let row = match Row::new(value) {
-                Ok(row) => row,
-                Err(CallError::Plugin(_, reason)) => {
-                    return Err(StorageError::InvalidValue {
-                        key: key.clone(),
-                        reason,
-                    })
-                }
-                Err(other) => {
-                    return Err(StorageError::InvalidValue {
-                        key: key.clone(),
-                        reason: format!("{other:?}"),
-                    })
-                }
-            };
+            let row = Row::new(value).map_err(|refusal| StorageError::InvalidValue {
+                key: key.clone(),
+                reason: refusal.message,
+            })?;
             rows.push((key, row));
         }
         let query_error = |source| StorageError::Query {
@@ -505,172 +495,8 @@ fn sqlite_code_is_unavailable(code: i32) -> bool {
     )
 }
 
-/// A request's parameters, read field by field so that an error names the field.
-struct Params<'a> {
-    method: &'a str,
-    fields: Map<String, Value>,
-}
-
-impl<'a> Params<'a> {
-    /// Missing or `null` params count as `{}`; anything but an object is refused.
-    fn new(method: &'a str, params: Value) -> Result<Self, CallError> {
-        let fields = match params {
-            Value::Object(fields) => fields,
-            Value::Null => Map::new(),
-            other => {
-                return Err(bad_request(format!(
-                    "{method}: params must be an object, not {}",
-                    kind_of(&other)
-                )))
-            }
-        };
-        Ok(Params { method, fields })
-    }
-
-    /// The field, or `None` when it is absent or `null`.
-    fn optional<T: DeserializeOwned>(
-        &mut self,
-        name: &str,
-        want: &str,
-    ) -> Result<Option<T>, CallError> {
-        match self.fields.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => {
-                let kind = kind_of(&value);
-                serde_json::from_value(value).map(Some).map_err(|_| {
-                    bad_request(format!(
-                        "{}: `{name}` must be {want}, not {kind}",
-                        self.method
-                    ))
-                })
-            }
-        }
-    }
-
-    fn required<T: DeserializeOwned>(&mut self, name: &str, want: &str) -> Result<T, CallError> {
-        self.optional(name, want)?
-            .ok_or_else(|| bad_request(format!("{}: `{name}` is missing", self.method)))
-    }
-
-    fn key(&mut self) -> Result<String, CallError> {
-        let key: String = self.required("key", "a string")?;
-        check_key(self.method, "key", &key)?;
-        Ok(key)
-    }
-
-    fn key_params(mut self) -> Result<KeyParams, CallError> {
-        Ok(KeyParams { key: self.key()? })
-    }
-
-    fn set_params(mut self) -> Result<SetParams, CallError> {
-        let key = self.key()?;
-        // `null` is a value like any other here, so this field is not read with `optional`.
-        let value = self
-            .fields
-            .remove("value")
-            .ok_or_else(|| bad_request(format!("{}: `value` is missing", self.method)))?;
-        Ok(SetParams { key, value })
-    }
-
-    fn incr_params(mut self) -> Result<IncrParams, CallError> {
-        let key = self.key()?;
-        let by = self
-            .optional("by", "an integer between -2^63 and 2^63-1")?
-            .unwrap_or(1);
-        Ok(IncrParams { key, by })
-    }
-
-    fn list_params(mut self) -> Result<ListParams, CallError> {
-        let prefix: String = self.optional("prefix", "a string")?.unwrap_or_default();
-        if prefix.contains('\0') {
-            return Err(bad_request(format!(
-                "{}: `prefix` must not contain NUL",
-                self.method
-            )));
-        }
-        if prefix.len() > MAX_KEY_BYTES {
-            return Err(too_large(format!(
-                "{}: `prefix` is {} bytes, longer than the longest key ({MAX_KEY_BYTES})",
-                self.method,
-                prefix.len()
-            )));
-        }
-        let order = self
-            .optional("order", "\"key\", \"value_asc\" or \"value_desc\"")?
-            .unwrap_or_default();
-        let limit = self.optional("limit", "a non-negative integer")?;
-        let offset = self.optional("offset", "a non-negative integer")?;
-        Ok(ListParams {
-            prefix,
-            order,
-            limit,
-            offset,
-        })
-    }
-}
-
-fn check_key(method: &str, field: &str, key: &str) -> Result<(), CallError> {
-    if key.is_empty() {
-        return Err(bad_request(format!(
-            "{method}: `{field}` must not be empty"
-        )));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(too_large(format!(
-            "{method}: `{field}` is {} bytes; the limit is {MAX_KEY_BYTES}",
-            key.len()
-        )));
-    }
-    if key.contains('\0') {
-        // PostgreSQL cannot store NUL in text; refuse it on SQLite too, so both behave alike.
-        return Err(bad_request(format!(
-            "{method}: `{field}` must not contain NUL"
-        )));
-    }
-    Ok(())
-}
-
-/// A value as it is written: its JSON text and the two columns derived from it.
-struct Row {
-    text: String,
-    num: Option<f64>,
-    ival: Option<i64>,
-}
-
-impl Row {
-    fn new(value: &Value) -> Result<Row, CallError> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| bad_request(format!("kv.set: `value` cannot be encoded: {e}")))?;
-        if text.len() > MAX_VALUE_BYTES {
-            return Err(too_large(format!(
-                "kv.set: `value` is {} bytes of JSON; the limit is {MAX_VALUE_BYTES}",
-                text.len()
-            )));
-        }
-        Ok(Row {
-            text,
-            num: value.as_f64(),
-            ival: value.as_i64(),
-        })
-    }
-}
-
 fn parse_stored(key: &str, text: &str) -> Result<Value, CallError> {
     serde_json::from_str(text).map_err(|e| CallError::Corrupt(format!("key `{key}`: {e}")))
-}
-
-/// The JSON type of a value, with its article, for messages.
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_i64() => "an integer",
-        Value::Number(n) if n.is_u64() => "an integer beyond the 64-bit range",
-        Value::Number(_) => "a floating-point number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The smallest string greater than every string that starts with `prefix`, or `None` when
@@ -696,170 +522,6 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(method: &str, params: Value) -> Result<(), (ErrorCode, String)> {
-        let p = Params::new(method, params).map_err(unwrap_plugin)?;
-        match method {
-            "kv.get" => p.key_params().map(drop),
-            "kv.set" => p.set_params().and_then(|p| Row::new(&p.value)).map(drop),
-            "kv.incr" => p.incr_params().map(drop),
-            "kv.list" => p.list_params().map(drop),
-            _ => unreachable!("test table names only these methods"),
-        }
-        .map_err(unwrap_plugin)
-    }
-
-    fn unwrap_plugin(e: CallError) -> (ErrorCode, String) {
-        match e {
-            CallError::Plugin(code, message) => (code, message),
-            other => panic!("not a plugin error: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn parameter_checks() {
-        use ErrorCode::{BadRequest, TooLarge};
-        let long_key = "k".repeat(MAX_KEY_BYTES + 1);
-        let max_key = "k".repeat(MAX_KEY_BYTES);
-        let big_value = "v".repeat(MAX_VALUE_BYTES);
-        // (method, params, expected error code and a fragment of its message, or None for ok)
-        let cases: Vec<(&str, Value, Option<(ErrorCode, &str)>)> = vec![
-            ("kv.get", json!({"key": "a"}), None),
-            ("kv.get", json!({"key": "a", "extra": 1}), None),
-            ("kv.get", json!({"key": max_key}), None),
-            ("kv.get", json!({}), Some((BadRequest, "`key` is missing"))),
-            (
-                "kv.get",
-                Value::Null,
-                Some((BadRequest, "`key` is missing")),
-            ),
-            (
-                "kv.get",
-                json!({"key": null}),
-                Some((BadRequest, "`key` is missing")),
-            ),
-            (
-                "kv.get",
-                json!({"key": 5}),
-                Some((BadRequest, "`key` must be a string, not an integer")),
-            ),
-            (
-                "kv.get",
-                json!({"key": ""}),
-                Some((BadRequest, "`key` must not be empty")),
-            ),
-            (
-                "kv.get",
-                json!({"key": "a\u{0}b"}),
-                Some((BadRequest, "NUL")),
-            ),
-            (
-                "kv.get",
-                json!({"key": long_key}),
-                Some((TooLarge, "`key` is 257 bytes")),
-            ),
-            (
-                "kv.get",
-                json!(["key"]),
-                Some((BadRequest, "params must be an object, not an array")),
-            ),
-            ("kv.get", json!("key"), Some((BadRequest, "not a string"))),
-            ("kv.set", json!({"key": "a", "value": null}), None),
-            ("kv.set", json!({"key": "a", "value": {"x": [1, 2]}}), None),
-            (
-                "kv.set",
-                json!({"key": "a"}),
-                Some((BadRequest, "`value` is missing")),
-            ),
-            (
-                "kv.set",
-                json!({"value": 1}),
-                Some((BadRequest, "`key` is missing")),
-            ),
-            (
-                "kv.set",
-                json!({"key": "a", "value": big_value}),
-                Some((TooLarge, "`value` is 16386 bytes")),
-            ),
-            ("kv.incr", json!({"key": "a"}), None),
-            ("kv.incr", json!({"key": "a", "by": -5}), None),
-            ("kv.incr", json!({"key": "a", "by": null}), None),
-            (
-                "kv.incr",
-                json!({"key": "a", "by": 1.5}),
-                Some((BadRequest, "`by` must be an integer")),
-            ),
-            (
-                "kv.incr",
-                json!({"key": "a", "by": "1"}),
-                Some((BadRequest, "`by` must be an integer")),
-            ),
-            (
-                "kv.incr",
-                json!({"key": "a", "by": u64::MAX}),
-                Some((BadRequest, "`by` must be an integer")),
-            ),
-            ("kv.list", json!({}), None),
-            (
-                "kv.list",
-                json!({"prefix": "a", "order": "value_desc", "limit": 5, "offset": 2}),
-                None,
-            ),
-            (
-                "kv.list",
-                json!({"order": "sideways"}),
-                Some((BadRequest, "`order` must be")),
-            ),
-            (
-                "kv.list",
-                json!({"limit": -1}),
-                Some((BadRequest, "`limit` must be a non-negative integer")),
-            ),
-            (
-                "kv.list",
-                json!({"offset": "2"}),
-                Some((BadRequest, "`offset` must be")),
-            ),
-            (
-                "kv.list",
-                json!({"prefix": 1}),
-                Some((BadRequest, "`prefix` must be a string")),
-            ),
-            (
-                "kv.list",
-                json!({"prefix": long_key}),
-                Some((TooLarge, "`prefix`")),
-            ),
-        ];
-        for (method, params, want) in cases {
-            let got = parse(method, params.clone());
-            match (&got, want) {
-                (Ok(()), None) => {}
-                (Err((code, message)), Some((want_code, fragment)))
-                    if *code == want_code && message.contains(fragment) => {}
-                _ => panic!("{method} {params}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn derived_columns() {
-        let cases = [
-            (json!(5), Some(5.0), Some(5)),
-            (json!(-3), Some(-3.0), Some(-3)),
-            (json!(2.5), Some(2.5), None),
-            (json!(2.0), Some(2.0), None),
-            (json!(u64::MAX), Some(u64::MAX as f64), None),
-            (json!("5"), None, None),
-            (json!(null), None, None),
-            (json!([1]), None, None),
-        ];
-        for (value, num, ival) in cases {
-            let row = Row::new(&value).map_err(unwrap_plugin).expect("row");
-            assert_eq!((row.num, row.ival), (num, ival), "{value}");
-            assert_eq!(row.text, value.to_string());
-        }
-    }
 
     #[test]
     fn prefix_bounds() {

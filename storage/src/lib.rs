@@ -11,10 +11,13 @@
 //! * [`Storage::call`] answers one request with an `Outcome`, never a panic or a hang.
 //! * [`import_hamper`] carries karma over from the original Hamper's tables.
 
+#![warn(missing_docs)]
+
 mod db_url;
 mod error;
 mod import;
 mod kv;
+mod params;
 mod storage;
 
 pub use db_url::redact_url;

@@ -1,6 +1,9 @@
 //! Opening and outages: bad settings give clear errors, a database that is down gives
 //! `unavailable` quickly instead of a hang, and the pool recovers when it comes back.
 
+// Test helpers panic with a message on purpose: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;
@@ -111,8 +114,9 @@ async fn sqlalchemy_absolute_urls_and_memory_work() {
     ok(storage
         .call("p", "kv.set", json!({"key": "k", "value": 1}))
         .await);
-    storage.close().await;
     assert!(path.is_file(), "created at the absolute path");
+    assert!(dir.path().join("abs.db-wal").is_file(), "in WAL mode");
+    storage.close().await;
 
     let memory = Storage::open("sqlite::memory:").await.expect("memory");
     ok(memory.call("p", "kv.incr", json!({"key": "n"})).await);

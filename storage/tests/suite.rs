@@ -1,6 +1,9 @@
 //! The storage behaviours, each written once against `Storage` and run on both backends:
 //! SQLite always, PostgreSQL when `HAMPER_TEST_POSTGRES_URL` names a server.
 
+// Test helpers panic with a message on purpose: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -9,8 +9,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{getpgrp, getppid};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{getpgrp, getppid, Pid};
+
+use crate::plugin::process::group_pids;
 
 /// How often the guard checks that its parent is alive.
 const POLL: Duration = Duration::from_millis(200);
@@ -44,7 +46,7 @@ async fn guard(program: &str, args: &[String]) -> ExitCode {
     let mut child = match tokio::process::Command::new(program).args(args).spawn() {
         Ok(child) => child,
         Err(err) => {
-            eprintln!("failed to start `{program}`: {err}");
+            report(&format!("failed to start `{program}`: {err}"));
             return ExitCode::from(127);
         }
     };
@@ -53,17 +55,28 @@ async fn guard(program: &str, args: &[String]) -> ExitCode {
         tokio::select! {
             status = child.wait() => {
                 use std::os::unix::process::ExitStatusExt;
+                // Whatever the plugin left in its group dies with it. The supervisor would sweep
+                // the group too, but it may be the reason the plugin exited (killed, closing the
+                // plugin's stdin), and then nobody else would.
+                let me = std::process::id();
+                let left: Vec<u32> = group_pids(me).into_iter().filter(|p| *p != me).collect();
+                if !left.is_empty() {
+                    for pid in &left {
+                        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+                    }
+                    report(&format!("plugin left processes behind in its group ({left:?}); killed them"));
+                }
                 return match status {
                     Ok(s) => match (s.code(), s.signal()) {
                         (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
                         (None, Some(sig)) => {
-                            eprintln!("plugin killed by signal {sig}");
+                            report(&format!("plugin killed by signal {sig}"));
                             ExitCode::from((128 + sig).clamp(0, 255) as u8)
                         }
                         _ => ExitCode::FAILURE,
                     },
                     Err(err) => {
-                        eprintln!("failed to wait for the plugin: {err}");
+                        report(&format!("failed to wait for the plugin: {err}"));
                         ExitCode::FAILURE
                     }
                 };
@@ -76,4 +89,11 @@ async fn guard(program: &str, args: &[String]) -> ExitCode {
             }
         }
     }
+}
+
+/// Writes to stderr, ignoring failure: the supervisor reading it may be gone, and `eprintln!`
+/// would panic then.
+fn report(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }

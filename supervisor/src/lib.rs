@@ -186,7 +186,7 @@ async fn open_storage(
             info!(db = %storage.describe(), "storage ready");
             Ok(Some(storage))
         }
-        Err(err) if url.starts_with("postgres") => {
+        Err(err) if err.is_unavailable() => {
             warn!(db = %shown, error = %err, "database unavailable at start; retrying in the background");
             tokio::spawn(async move {
                 let backoff = plugin::restart::Backoff {

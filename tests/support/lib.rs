@@ -1,1 +1,345 @@
-//! Test support.
+//! Support for hamper's end-to-end tests: finding the real binaries, running `hamper console`
+//! with a script, starting servers, and waiting on observable events instead of sleeping.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod ircd;
+pub mod procs;
+
+/// The folder holding the workspace's binaries (`target/debug` or `target/release`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of a workspace binary, failing with the fix when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace first with `cargo build --workspace` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `../shared` beside the project root, where the conformance vectors live.
+pub fn shared_dir() -> PathBuf {
+    workspace_root()
+        .parent()
+        .expect("parent of the workspace")
+        .join("shared")
+}
+
+/// Whether this run is CI, where a missing server is a failure rather than a skip.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Reports a missing prerequisite: a failure in CI, a visible skip elsewhere. Returns normally
+/// only when the test should be skipped.
+pub fn skip_or_fail(what: &str) {
+    if in_ci() {
+        panic!("{what} (CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIP: {what}");
+}
+
+/// A fresh working directory with a `hamper` command builder that runs in it.
+pub struct Sandbox {
+    /// The temporary folder, removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    /// A new empty folder.
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `hamper.conf` in the folder.
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(self.path().join("hamper.conf"), yaml).expect("write config");
+    }
+
+    /// A `hamper` command in the folder, with a clean environment (no config variables leak in
+    /// from the developer's shell) and plugins found next to `hamper`.
+    pub fn hamper(&self) -> Command {
+        let mut cmd = Command::new(bin("hamper"));
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("HOME", self.path());
+        cmd
+    }
+
+    /// Runs `hamper console` (plus `args`) with `script` on stdin; returns the output.
+    pub fn console(&self, args: &[&str], script: &str) -> Output {
+        let mut cmd = self.hamper();
+        cmd.arg("console").args(args);
+        run_with_input(cmd, script)
+    }
+}
+
+/// Runs `cmd` with `input` on stdin and waits (at most two minutes) for it to exit.
+pub fn run_with_input(mut cmd: Command, input: &str) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("command did not exit within 120s");
+        }
+    };
+    let _ = writer.join();
+    out
+}
+
+/// The lines of a process's stdout.
+pub fn stdout_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts the process exited 0, showing its stderr when not.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `hamper console` (or `hamper plugin`) kept running, driven line by line.
+pub struct Session {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Every stdout line so far.
+    pub seen: Vec<String>,
+}
+
+impl Session {
+    /// Starts `cmd` with piped stdio.
+    pub fn start(mut cmd: Command) -> Session {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn hamper");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let errs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errs2 = errs.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                errs2.lock().expect("lock").push(line);
+            }
+        });
+        Session {
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            stderr: errs,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The supervisor's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types one line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to console");
+        stdin.flush().expect("flush");
+    }
+
+    /// Waits for an output line satisfying `pred`.
+    pub fn expect(&mut self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "timed out after {timeout:?} waiting for {what}\nstdout so far:\n{}\nstderr:\n{}",
+                    self.seen.join("\n"),
+                    self.stderr_text()
+                ),
+            }
+        }
+    }
+
+    /// Sends `line` and waits for an output line containing `needle`.
+    pub fn ask(&mut self, line: &str, needle: &str) -> String {
+        self.send(line);
+        self.expect(Duration::from_secs(20), needle, |l| l.contains(needle))
+    }
+
+    /// Sends `line` again and again (every 200 ms) until an answer contains `needle`.
+    pub fn ask_until(&mut self, line: &str, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.send(line);
+            let until = Instant::now() + Duration::from_millis(300);
+            while let Ok(l) = self
+                .lines
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                self.seen.push(l.clone());
+                if l.contains(needle) {
+                    return l;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no answer containing {needle:?} to {line:?} within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                self.seen.join("\n"),
+                self.stderr_text()
+            );
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().expect("lock").join("\n")
+    }
+
+    /// Closes stdin and waits for exit (at most `timeout`).
+    pub fn finish(mut self, timeout: Duration) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "hamper did not exit within {timeout:?} after end of input\nstderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the supervisor with SIGKILL and reaps it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The pid in a `!plugins` line such as `bad: running, pid 123 (0 restarts)`.
+pub fn pid_in(line: &str) -> u32 {
+    let after = line
+        .split("pid ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no pid in {line:?}"));
+    after
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {line:?}"))
+}

@@ -222,36 +222,46 @@ fn log_stderr(name: &str, pid: u32, line: &[u8], cut: bool) {
     tracing::info!(target: "plugin", plugin = %name, pid, "{text}{suffix}");
 }
 
-/// Whether any process of the group is still running. Zombies do not count: an orphan that
-/// died is re-parented to init, and some inits (in containers) never reap it.
+/// The live (not zombie) processes of a group, read from /proc. Zombies do not count: an orphan
+/// that died is re-parented to init, and some inits (in containers) never reap it.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The command name (field 2) may hold spaces and parentheses; the fields after its
+            // closing parenthesis are: state, ppid, pgrp, ...
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut fields = after.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+            pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+        })
+        .collect()
+}
+
+/// Whether any process of the group is still running.
 fn group_alive(pgid: u32) -> bool {
     if killpg(Pid::from_raw(pgid as i32), None).is_err() {
         return false;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    if std::fs::metadata("/proc/self/stat").is_err() {
         return true;
-    };
-    entries.flatten().any(|entry| {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // The command name (field 2) may hold spaces and parentheses; fields after its closing
-        // parenthesis are: state, ppid, pgrp, ...
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut fields = after.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
-    })
+    }
+    !group_pids(pgid).is_empty()
 }
 
 fn signal_group(pgid: u32, signal: Signal) {

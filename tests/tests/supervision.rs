@@ -1,0 +1,226 @@
+//! Misbehaving plugins, with real processes: the other plugins keep answering and the bad one
+//! is restarted or marked failed.
+
+use std::time::Duration;
+
+use hamper_tests::{bin, pid_in, procs, wait_for, Sandbox, Session};
+
+/// A sandbox whose config runs karma beside one misbehaving plugin.
+fn with_misbehaving(mode: &str, extra: &str) -> (Sandbox, Session) {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "plugins:\n  - karma\n  - name: bad\n    command: [\"{}\"]\n    env: {{MISBEHAVE: \"{mode}\"}}\n{extra}",
+        bin("hamper-misbehave").display()
+    ));
+    let mut cmd = sandbox.hamper();
+    cmd.arg("console");
+    let session = Session::start(cmd);
+    (sandbox, session)
+}
+
+fn karma_still_answers(s: &mut Session, name: &str) {
+    s.send(&format!("{name}++"));
+    s.ask(&format!("!karma {name}"), &format!("{name} has 1 point"));
+}
+
+#[test]
+fn a_plugin_that_crashes_at_start_is_marked_failed_and_the_rest_carry_on() {
+    let (_sb, mut s) = with_misbehaving(
+        "crash-at-start",
+        "    max_restarts: 3\n    restart_window: 60\n",
+    );
+    let line = s.ask_until("!plugins", "bad: failed", Duration::from_secs(20));
+    assert!(line.contains("stopped 3 times"), "{line}");
+    karma_still_answers(&mut s, "apple");
+    assert!(
+        s.stderr_text().contains("crashing at start, as asked"),
+        "the plugin's stderr reaches the log"
+    );
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_plugin_that_crashes_mid_run_is_restarted() {
+    let (_sb, mut s) = with_misbehaving("behave", "");
+    s.ask("!bad ping", "bad alive");
+    let before = pid_in(&s.ask("!plugins", "bad: running"));
+    s.send("!bad boom");
+    let after_line = s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
+    s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
+    let after = pid_in(&s.ask("!plugins", "bad: running"));
+    assert_ne!(before, after, "a new process: {after_line}");
+    karma_still_answers(&mut s, "banana");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn garbage_lines_are_counted_and_a_flood_counts_as_a_crash() {
+    let (_sb, mut s) = with_misbehaving("behave", "");
+    s.ask("!bad spew 3", "spewed 3");
+    s.ask("!bad ping", "bad alive");
+    assert!(
+        s.stderr_text().contains("malformed line from plugin"),
+        "logged"
+    );
+    s.send("!bad spew 40");
+    s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
+    s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
+    assert!(
+        s.stderr_text().contains("malformed lines within"),
+        "{}",
+        s.stderr_text()
+    );
+    karma_still_answers(&mut s, "cherry");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_one_mebibyte_line_is_refused_without_harm() {
+    let (_sb, mut s) = with_misbehaving("behave", "");
+    s.ask("!bad huge", "huge done");
+    assert!(
+        s.seen.iter().all(|l| l.len() < 1000),
+        "the huge line was not sent"
+    );
+    s.ask("!bad ping", "bad alive");
+    assert!(s.ask("!plugins", "bad:").contains("(0 restarts)"));
+    karma_still_answers(&mut s, "durian");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_plugin_that_never_reads_is_found_hung_and_restarted() {
+    let (_sb, mut s) = with_misbehaving(
+        "deaf",
+        "    ping_interval: 0.3\n    ping_timeout: 0.7\n    inbox: 4\n",
+    );
+    for i in 0..20 {
+        s.send(&format!("!bad ping {i}"));
+    }
+    karma_still_answers(&mut s, "elder");
+    s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
+    let err = s.stderr_text();
+    assert!(err.contains("did not answer a ping"), "{err}");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_plugin_that_ignores_sigterm_is_killed_at_shutdown() {
+    let (_sb, mut s) = with_misbehaving("stubborn", "");
+    s.ask("!bad ping", "bad alive");
+    let pgid = pid_in(&s.ask("!plugins", "bad: running"));
+    assert!(!procs::group_members(pgid).is_empty());
+    let status = s.finish(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        procs::group_members(pgid).is_empty(),
+        "nothing of the stubborn plugin is left"
+    );
+}
+
+#[test]
+fn a_grandchild_holding_stdout_is_killed_with_its_plugin() {
+    let (_sb, mut s) = with_misbehaving("grandchild", "");
+    s.ask("!bad ping", "bad alive");
+    let pgid = pid_in(&s.ask("!plugins", "bad: running"));
+    wait_for(Duration::from_secs(10), "the grandchild to start", || {
+        (procs::group_members(pgid).len() >= 3).then_some(())
+    });
+    s.send("!bad boom");
+    s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
+    wait_for(Duration::from_secs(5), "the old group to be gone", || {
+        procs::group_members(pgid).is_empty().then_some(())
+    });
+    s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
+    assert!(
+        s.stderr_text().contains("left processes behind"),
+        "{}",
+        s.stderr_text()
+    );
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_protocol_version_mismatch_fails_that_plugin_only() {
+    let (_sb, mut s) = with_misbehaving("bad-version", "");
+    let line = s.ask_until("!plugins", "bad: failed", Duration::from_secs(20));
+    assert!(
+        line.contains("version 99") && line.contains("version 1"),
+        "{line}"
+    );
+    assert!(
+        line.contains("(0 restarts)") || !line.contains("restarts"),
+        "not restarted: {line}"
+    );
+    karma_still_answers(&mut s, "fig");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_plugin_without_a_hello_is_restarted_then_failed() {
+    let (_sb, mut s) = with_misbehaving(
+        "no-hello",
+        "    handshake_timeout: 0.3\n    max_restarts: 2\n",
+    );
+    let line = s.ask_until("!plugins", "bad: failed", Duration::from_secs(30));
+    assert!(line.contains("no hello"), "{line}");
+    karma_still_answers(&mut s, "grape");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn kill_9_of_the_supervisor_leaves_no_plugin_behind() {
+    let sandbox = Sandbox::new();
+    let bad = bin("hamper-misbehave");
+    sandbox.write_config(&format!(
+        "plugins:\n  - karma\n  - help\n  - name: stubborn\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: stubborn, MISBEHAVE_CMD: stubborn}}\n  - name: leaky\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: grandchild, MISBEHAVE_CMD: leaky}}\n",
+        bad.display()
+    ));
+    let mut cmd = sandbox.hamper();
+    cmd.arg("console");
+    let mut s = Session::start(cmd);
+    s.ask("!stubborn ping", "stubborn alive");
+    s.ask("!leaky ping", "leaky alive");
+    s.send("!plugins");
+    let mut groups = Vec::new();
+    for name in ["karma", "help", "stubborn", "leaky"] {
+        let line = s.expect(Duration::from_secs(10), name, |l| {
+            l.starts_with(&format!("<hamper> {name}: running"))
+        });
+        groups.push(pid_in(&line));
+    }
+    let supervisor = s.pid();
+    let all: Vec<u32> = procs::descendants(supervisor);
+    assert!(
+        all.len() >= 8,
+        "guards, plugins and the grandchild: {all:?}"
+    );
+    s.kill9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left: Vec<String> = all
+            .iter()
+            .copied()
+            .filter(|p| procs::alive(*p))
+            .map(|p| {
+                format!(
+                    "{p} {}",
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .unwrap_or_default()
+                        .replace('\0', " ")
+                )
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still alive 3s after kill -9: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for g in groups {
+        assert!(procs::group_members(g).is_empty(), "group {g} is empty");
+    }
+}
