@@ -19,7 +19,7 @@ pub struct Help;
 /// The plugin's manifest.
 pub fn manifest() -> PluginHello {
     PluginHello {
-        protocol_version: 0,
+        protocol_version: hamper_protocol::PROTOCOL_VERSION,
         name: "help".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         description: "help [command] - Show help for commands.".into(),

@@ -65,7 +65,7 @@ impl<R: Random> Karma<R> {
 /// The plugin's manifest.
 pub fn manifest() -> PluginHello {
     PluginHello {
-        protocol_version: 0,
+        protocol_version: hamper_protocol::PROTOCOL_VERSION,
         name: "karma".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         description: "karma/score - Give or take karma from someone".into(),

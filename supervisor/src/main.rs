@@ -36,9 +36,6 @@ enum Command {
     Plugin {
         /// A plugin name (`karma`) or the path of an executable.
         plugin: String,
-        /// Print every protocol line, both ways, to stderr.
-        #[arg(long)]
-        trace: bool,
         #[command(flatten)]
         console: ConsoleArgs,
     },
@@ -95,6 +92,7 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(format!("{default_level},sqlx=warn"))
@@ -128,16 +126,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
     let (frontend, trace) = match &cli.command {
         None | Some(Command::Run) => (Frontend::Irc, false),
         Some(Command::Console(args)) => (Frontend::Console(args.options()), args.trace),
-        Some(Command::Plugin {
-            plugin,
-            trace,
-            console,
-        }) => {
+        Some(Command::Plugin { plugin, console }) => {
             config.plugins = vec![single_plugin(plugin, &config)];
-            (
-                Frontend::Console(console.options()),
-                *trace || console.trace,
-            )
+            (Frontend::Console(console.options()), console.trace)
         }
         Some(Command::CheckConfig) => return check_config(&config),
         Some(Command::Migrate) => return migrate(&config).await,

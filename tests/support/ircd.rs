@@ -29,12 +29,17 @@ pub fn ngircd_path() -> Option<PathBuf> {
 impl Ngircd {
     /// Starts ngircd, or returns `None` (after [`crate::skip_or_fail`]) when it is not installed.
     pub fn start() -> Option<Ngircd> {
-        let Some(path) = ngircd_path() else {
+        if ngircd_path().is_none() {
             crate::skip_or_fail("ngircd is not installed (apt-get install ngircd; .ci/run does)");
             return None;
-        };
+        }
+        Some(Ngircd::start_on(crate::free_port()))
+    }
+
+    /// Starts ngircd on `port` (it must be installed).
+    pub fn start_on(port: u16) -> Ngircd {
+        let path = ngircd_path().expect("ngircd is installed");
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = crate::free_port();
         let conf = dir.path().join("ngircd.conf");
         std::fs::write(
             &conf,
@@ -62,7 +67,7 @@ impl Ngircd {
         crate::wait_for(Duration::from_secs(10), "ngircd to listen", || {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        Some(server)
+        server
     }
 }
 

@@ -343,3 +343,25 @@ pub fn pid_in(line: &str) -> u32 {
         .parse()
         .unwrap_or_else(|_| panic!("no pid in {line:?}"))
 }
+
+impl Session {
+    /// Sends SIGTERM and waits (at most `timeout`) for the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hamper did not exit within {timeout:?} after SIGTERM\nstderr:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
