@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod ircd;
+pub mod pg;
 pub mod procs;
 
 /// The folder holding the workspace's binaries (`target/debug` or `target/release`).

@@ -22,13 +22,18 @@ fn with_no_config_it_runs_karma_help_and_sed_on_sqlite() {
         [
             "<hamper> foo has 1 point",
             "<hamper> you actually meant: hello there",
-            "<hamper> foo: 1"
+            "<hamper> foo\u{f}: 1"
         ]
         .map(str::to_string),
     );
-    assert!(sb.path().join("hamper.db").is_file(), "the SQLite file is in the working directory");
+    assert!(
+        sb.path().join("hamper.db").is_file(),
+        "the SQLite file is in the working directory"
+    );
 }
 
+/// `--top` and `--bottom` lines keep the original's `\x0f` (IRC "reset formatting") after the
+/// name, so formatting codes inside a name cannot bleed into the score.
 #[test]
 fn karma_conversation_from_the_reference() {
     let sb = Sandbox::new();
@@ -65,11 +70,11 @@ alice-- alice--
             "<hamper> Nice try, no modifying your own karma",
             "<hamper> Nice try, no modifying your own karma",
             "<hamper> alice has -2 points",
-            "<hamper> alice: -2",
-            "<hamper> x+++: -1",
-            "<hamper> bob: 1",
-            "<hamper> c: 1",
-            "<hamper> foo bar: 2",
+            "<hamper> alice\u{f}: -2",
+            "<hamper> x+++\u{f}: -1",
+            "<hamper> bob\u{f}: 1",
+            "<hamper> c\u{f}: 1",
+            "<hamper> foo bar\u{f}: 2",
             "<hamper> bob has 1 point",
         ]
         .map(str::to_string),
@@ -80,18 +85,33 @@ alice-- alice--
 #[test]
 fn help_lists_in_private_and_explains_in_channel() {
     let sb = Sandbox::new();
-    let lines = transcript(&sb, &[], "!help\n!help karma\n!help sed\n!help frobnicate\n");
+    let lines = transcript(
+        &sb,
+        &[],
+        "!help\n!help karma\n!help sed\n!help frobnicate\n",
+    );
     assert_eq!(lines[0], "[you] <hamper> Available commands");
     for needle in ["!help", "!karma", "!plugins", "sed"] {
         assert!(
-            lines.iter().any(|l| l.starts_with("[you] <hamper> ") && l.contains(needle)),
+            lines
+                .iter()
+                .any(|l| l.starts_with("[you] <hamper> ") && l.contains(needle)),
             "{needle} in the private list: {lines:#?}"
         );
     }
-    let channel: Vec<&String> = lines.iter().filter(|l| l.starts_with("<hamper> ")).collect();
+    let channel: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("<hamper> "))
+        .collect();
     assert!(channel.iter().any(|l| l.contains("karma")), "{lines:#?}");
-    assert!(channel.iter().any(|l| l.contains("s/find/replace/")), "{lines:#?}");
-    assert_eq!(lines.last().map(String::as_str), Some("<hamper> Unknown command"));
+    assert!(
+        channel.iter().any(|l| l.contains("s/find/replace/")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("<hamper> Unknown command")
+    );
 }
 
 #[test]
@@ -160,7 +180,11 @@ fn kill_9_loses_no_acknowledged_write() {
     let mut s = Session::start(cmd);
     for i in 1..=25 {
         s.send("counted++");
-        let want = if i == 1 { "1 point".to_string() } else { format!("{i} points") };
+        let want = if i == 1 {
+            "1 point".to_string()
+        } else {
+            format!("{i} points")
+        };
         s.ask("!karma counted", &format!("counted has {want}"));
     }
     s.kill9();
@@ -183,7 +207,11 @@ fn one_plugin_alone_under_the_console_with_a_protocol_trace() {
     cmd.args(["plugin", "karma", "--trace"]);
     let out = hamper_tests::run_with_input(cmd, "foo++\n!karma foo\n!help\n");
     assert_success(&out);
-    assert_eq!(stdout_lines(&out), ["<hamper> foo has 1 point"], "no help plugin runs");
+    assert_eq!(
+        stdout_lines(&out),
+        ["<hamper> foo has 1 point"],
+        "no help plugin runs"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[karma] <- {\"type\":\"hello\""), "{err}");
     assert!(err.contains("[karma] -> {\"type\":\"command\""), "{err}");
@@ -193,7 +221,11 @@ fn one_plugin_alone_under_the_console_with_a_protocol_trace() {
 #[test]
 fn plugin_binaries_started_by_hand_print_a_hint() {
     // A terminal is needed for the hint; `script` gives the binary one.
-    if std::process::Command::new("script").arg("--version").output().is_err() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         hamper_tests::skip_or_fail("`script` (util-linux) is needed to give the plugin a terminal");
         return;
     }
@@ -205,7 +237,10 @@ fn plugin_binaries_started_by_hand_print_a_hint() {
             .output()
             .expect("run script");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&format!("hamper plugin {name}")), "{name}: {text}");
+        assert!(
+            text.contains(&format!("hamper plugin {name}")),
+            "{name}: {text}"
+        );
     }
 }
 
@@ -215,13 +250,18 @@ fn run_without_a_server_names_the_key_and_the_fix() {
     let out = sb.hamper().arg("run").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("server: is not set") && err.contains("fix:"), "{err}");
+    assert!(
+        err.contains("server: is not set") && err.contains("fix:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_config_masks_secrets_and_reports_every_bad_key() {
     let sb = Sandbox::new();
-    sb.write_config("nickname: bot\nserver: irc.example.org\npassword: hunter2\nchannels: [\"#c sesame\"]\n");
+    sb.write_config(
+        "nickname: bot\nserver: irc.example.org\npassword: hunter2\nchannels: [\"#c sesame\"]\n",
+    );
     let out = sb
         .hamper()
         .arg("check-config")

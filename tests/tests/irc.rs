@@ -26,7 +26,9 @@ fn join_and_wait_for_bot(client: &mut IrcClient) {
         let joins = l.starts_with(&format!(":{BOT}!")) && l.contains(" JOIN ");
         let listed = l.split(' ').nth(1) == Some("353")
             && l.split_once(" :").is_some_and(|(_, names)| {
-                names.split(' ').any(|n| n.trim_start_matches(['@', '+']) == BOT)
+                names
+                    .split(' ')
+                    .any(|n| n.trim_start_matches(['@', '+']) == BOT)
             });
         joins || listed
     });
@@ -49,7 +51,9 @@ fn the_bot_joins_from_environment_config_and_answers_in_channel_and_private() {
     });
 
     alice.send("PRIVMSG #test :!help");
-    alice.expect_privmsg(BOT, "alice", "help in private", |t| t == "Available commands");
+    alice.expect_privmsg(BOT, "alice", "help in private", |t| {
+        t == "Available commands"
+    });
     alice.expect_privmsg(BOT, "alice", "the karma command in the list", |t| {
         t.starts_with("!karma")
     });
@@ -62,11 +66,15 @@ fn the_bot_joins_from_environment_config_and_answers_in_channel_and_private() {
     alice.expect_privmsg(BOT, "#test", "addressed karma", |t| t == "foo has 2 points");
 
     alice.send(&format!("PRIVMSG {BOT} :karma foo"));
-    alice.expect_privmsg(BOT, "alice", "karma in private", |t| t == "foo has 2 points");
+    alice.expect_privmsg(BOT, "alice", "karma in private", |t| {
+        t == "foo has 2 points"
+    });
 
     alice.send("PRIVMSG #test :hello world");
     alice.send("PRIVMSG #test :s/world/there/");
-    alice.expect_privmsg(BOT, "#test", "sed", |t| t == "alice actually meant: hello there");
+    alice.expect_privmsg(BOT, "#test", "sed", |t| {
+        t == "alice actually meant: hello there"
+    });
 
     alice.send("PRIVMSG #test :\u{1}ACTION waves\u{1}");
     alice.send("PRIVMSG #test :s/waves/smiles/");
@@ -95,9 +103,11 @@ fn hostile_text_never_becomes_a_second_command() {
     mallory.send("PRIVMSG #test :hello world");
     mallory.send("PRIVMSG #test :s/world/x\\r\\nPRIVMSG #test :injected\\r\\nQUIT :pwned/");
     mallory.send("PRIVMSG #test :!karma nobody");
-    let line = mallory.expect(Duration::from_secs(20), "the bot's answer after the attempt", |l| {
-        l.contains("No karma for nobody")
-    });
+    let line = mallory.expect(
+        Duration::from_secs(20),
+        "the bot's answer after the attempt",
+        |l| l.contains("No karma for nobody"),
+    );
     assert!(line.starts_with(&format!(":{BOT}!")));
     for seen in &mallory.seen {
         let from_bot = seen.starts_with(&format!(":{BOT}!"));
@@ -111,7 +121,9 @@ fn hostile_text_never_becomes_a_second_command() {
     // Control characters and bidi overrides from a user do not disturb the bot.
     mallory.send("PRIVMSG #test :\u{7f}\u{3}4 caf\u{e9}++ \u{202e}x++ \u{1}");
     mallory.send("PRIVMSG #test :!karma caf\u{e9}");
-    mallory.expect_privmsg(BOT, "#test", "karma after odd text", |t| t.contains("1 point"));
+    mallory.expect_privmsg(BOT, "#test", "karma after odd text", |t| {
+        t.contains("1 point")
+    });
     drop(bot);
 }
 
