@@ -99,7 +99,9 @@ pub enum SdkError {
     Start(anyhow::Error),
 }
 
-type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Outcome>>>>;
+/// Requests waiting for their response; `None` once the host has closed stdin, so that a request
+/// made after that fails at once instead of waiting forever.
+type Pending = Arc<Mutex<Option<HashMap<RequestId, oneshot::Sender<Outcome>>>>>;
 
 /// The plugin's handle on the host: send actions, make requests.
 #[derive(Debug, Clone)]
@@ -188,10 +190,15 @@ impl Context {
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, RequestError> {
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
-        self.pending
+        match self
+            .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+            .as_mut()
+        {
+            Some(pending) => pending.insert(id, tx),
+            None => return Err(RequestError::Closed),
+        };
         self.send(FromPlugin::Request(Request {
             id,
             method: method.to_string(),
@@ -335,7 +342,7 @@ where
 
     let ctx = Context {
         out: out_tx,
-        pending: Arc::default(),
+        pending: Arc::new(Mutex::new(Some(HashMap::new()))),
         next_id: Arc::new(AtomicU64::new(1)),
         host: Arc::default(),
     };
@@ -409,7 +416,8 @@ async fn read_lines<R: AsyncRead + Unpin>(
                 let waiter = pending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(&resp.id);
+                    .as_mut()
+                    .and_then(|p| p.remove(&resp.id));
                 match waiter {
                     Some(tx) => {
                         let _ = tx.send(resp.outcome);
@@ -425,7 +433,8 @@ async fn read_lines<R: AsyncRead + Unpin>(
             Err(err) => eprintln!("ignoring a line from the host: {err}"),
         }
     }
-    pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    // Dropping the waiters answers every open request with `Closed`.
+    pending.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
 #[cfg(test)]
@@ -520,6 +529,28 @@ mod tests {
             .await
             .unwrap();
         task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_after_the_host_closed_stdin_fails_at_once() {
+        let (host_side, plugin_side) = tokio::io::duplex(4096);
+        let (plugin_in, plugin_out) = tokio::io::split(plugin_side);
+        let task = tokio::spawn(serve(Echo, plugin_in, plugin_out));
+        let (host_in, mut host_out) = tokio::io::split(host_side);
+        host_out
+            .write_all(b"{\"type\":\"hello\",\"protocol_version\":1}\n{\"type\":\"command\",\"command\":\"echo\",\"args\":\"x\",\"nick\":\"b\",\"text\":\"!echo x\",\"message\":\"echo x\"}\n")
+            .await
+            .unwrap();
+        host_out.shutdown().await.unwrap();
+        let _keep_reading = tokio::spawn(async move {
+            let mut lines = BufReader::new(host_in).lines();
+            while let Ok(Some(_)) = lines.next_line().await {}
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the plugin exits instead of waiting for a response that cannot come")
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

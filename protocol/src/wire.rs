@@ -686,10 +686,10 @@ pub struct ListParams {
     #[serde(default)]
     pub order: ListOrder,
     /// At most this many items (default 100, at most 1000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// Skip this many items first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u32>,
 }
 

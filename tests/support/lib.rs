@@ -1,5 +1,7 @@
 //! Support for hamper's end-to-end tests: finding the real binaries, running `hamper console`
 //! with a script, starting servers, and waiting on observable events instead of sleeping.
+// Test support fails loudly by design: a panic here is a test failure with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! `hamper console` end to end: the real supervisor and the real plugin binaries on a SQLite
 //! file, driven by scripts as a person at a terminal would type them.
+// Helpers outside #[test] functions fail the test by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use hamper_tests::{assert_success, stdout_lines, Sandbox, Session};
 

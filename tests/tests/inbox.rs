@@ -1,4 +1,6 @@
 //! A plugin that stops reading never blocks anyone: deliveries to it are dropped and counted.
+// Helpers outside #[test] functions fail the test by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -45,21 +47,25 @@ async fn deliveries_to_a_deaf_plugin_are_dropped_and_counted_without_blocking() 
         message: "x".repeat(400),
         ..Message::default()
     };
-    let started = Instant::now();
-    let mut accepted = 0;
-    for _ in 0..2000 {
-        if handle.deliver(ToPlugin::Message(message.clone())) {
-            accepted += 1;
+    // A delivery that blocked would hang here; the timeout turns that into a clear failure.
+    let accepted = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut accepted = 0u64;
+        for _ in 0..2000 {
+            if handle.deliver(ToPlugin::Message(message.clone())) {
+                accepted += 1;
+            }
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
-    }
-    let spent = started.elapsed();
+        accepted
+    })
+    .await
+    .expect("deliveries to a plugin that does not read never block");
     let dropped = handle.counters().dropped.load(Ordering::Relaxed);
-    assert!(dropped > 0, "some deliveries were dropped");
-    assert_eq!(accepted + dropped, 2000);
-    assert!(
-        spent < Duration::from_secs(5),
-        "2000 deliveries to a deaf plugin returned at once, not after blocking ({spent:?})"
+    assert!(dropped > 0, "some deliveries were dropped and counted");
+    assert_eq!(
+        accepted + dropped,
+        2000,
+        "every delivery was either queued or counted"
     );
 
     shutdown.cancel();

@@ -1,5 +1,7 @@
 //! The real thing: `hamper run` configured from the environment alone, on a real ngircd, with a
 //! real IRC client talking to it.
+// Helpers outside #[test] functions fail the test by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Storage through the whole bot: SQLite and PostgreSQL, restarts, an outage, migrations and the
 //! import from an original Hamper database.
+// Helpers outside #[test] functions fail the test by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Misbehaving plugins, with real processes: the other plugins keep answering and the bad one
 //! is restarted or marked failed.
+// Helpers outside #[test] functions fail the test by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
 
