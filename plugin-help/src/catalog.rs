@@ -82,10 +82,14 @@ impl Catalog {
             if listed.peek().is_none() {
                 let description = plugin.description.trim();
                 if !description.is_empty() {
-                    entries.push((
-                        plugin.name.to_lowercase(),
-                        format!("{} - {description}", plugin.name),
-                    ));
+                    // A description already shaped `usage - help` (sed's is) reads as the
+                    // original's help line; anything else gets the plugin's name in front.
+                    let line = if description.contains(" - ") {
+                        description.to_string()
+                    } else {
+                        format!("{} - {description}", plugin.name)
+                    };
+                    entries.push((plugin.name.to_lowercase(), line));
                 }
             }
             for cmd in listed {
@@ -245,7 +249,7 @@ mod tests {
             "!join #channel - Ask the bot to join a channel.",
             "!karma [name|--top|--bottom] - Show someone's karma, or the top or bottom five",
             "!Leave - Ask the bot to leave.",
-            "sed - s/find/replace/ - Perform sed style find and replace.",
+            "s/find/replace/ - Perform sed style find and replace.",
             "!weather <city> - Show the weather.",
         ];
         assert_eq!(got, want);

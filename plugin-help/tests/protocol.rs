@@ -230,7 +230,7 @@ async fn help_lists_in_private_and_describes_in_place() {
         "Available commands",
         "!help [command|plugin] - Show help for commands.",
         "!karma [name|--top|--bottom] - Show someone's karma, or the top or bottom five",
-        "sed - s/find/replace/ - Perform sed style find and replace.",
+        "s/find/replace/ - Perform sed style find and replace.",
     ];
     // Asked in a channel: everything goes to the asker in private, nothing to the channel.
     assert_eq!(
