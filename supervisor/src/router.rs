@@ -449,7 +449,24 @@ impl Router {
         match found.owner {
             Owner::Builtin => self.builtin(&event).await,
             Owner::Plugin(i) => {
-                self.plugins[i].deliver(ToPlugin::Command(event));
+                let plugin = &self.plugins[i];
+                let unavailable = match plugin.status().state {
+                    State::Running | State::Starting => None,
+                    State::Restarting => Some(format!(
+                        "Sorry, the {} plugin is restarting; try again in a moment.",
+                        plugin.name
+                    )),
+                    State::Failed(_) | State::Stopped => Some(format!(
+                        "Sorry, the {} plugin is not running ({}plugins says why).",
+                        plugin.name, self.config.command_prefix
+                    )),
+                };
+                match unavailable {
+                    None => {
+                        plugin.deliver(ToPlugin::Command(event));
+                    }
+                    Some(text) => self.reply_lines(&message, &text, None).await,
+                }
             }
         }
     }

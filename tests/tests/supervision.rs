@@ -56,6 +56,20 @@ fn a_plugin_that_crashes_mid_run_is_restarted() {
 }
 
 #[test]
+fn a_failed_plugins_commands_get_an_answer_not_silence() {
+    let (_sb, mut s) = with_misbehaving("behave", "    max_restarts: 1\n");
+    s.ask("!bad ping", "bad alive");
+    s.send("!bad boom");
+    s.ask_until("!plugins", "bad: failed", Duration::from_secs(20));
+    s.ask(
+        "!bad ping",
+        "Sorry, the bad plugin is not running (!plugins says why).",
+    );
+    karma_still_answers(&mut s, "kiwi");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
 fn garbage_lines_are_counted_and_a_flood_counts_as_a_crash() {
     let (_sb, mut s) = with_misbehaving("behave", "");
     s.ask("!bad spew 3", "spewed 3");
