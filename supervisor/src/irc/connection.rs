@@ -36,6 +36,8 @@ const BURST: u32 = 5;
 const PACE: Duration = Duration::from_millis(500);
 /// Lines waiting to be sent before new ones are dropped.
 const MAX_QUEUE: usize = 500;
+/// How long to wait for NickServ to confirm the password before joining anyway.
+const NICKSERV_WAIT: Duration = Duration::from_secs(10);
 
 /// What the connection needs from the config.
 #[derive(Debug, Clone)]
@@ -94,10 +96,8 @@ pub async fn run(
 ) {
     let mut failures = 0u32;
     loop {
-        let end = tokio::select! {
-            end = session(&settings, &net_in, &mut net_out, &shutdown) => end,
-            _ = shutdown.cancelled() => End::Shutdown,
-        };
+        // The session watches `shutdown` itself, so that it can say QUIT before it ends.
+        let end = session(&settings, &net_in, &mut net_out, &shutdown).await;
         let End::Lost { reason, registered } = end else {
             return;
         };
@@ -158,6 +158,8 @@ struct Session<'a> {
     next_token: Instant,
     urgent: Vec<String>,
     nick_tries: u32,
+    /// While identifying with NickServ: when to stop waiting and join anyway.
+    nickserv_until: Option<Instant>,
 }
 
 async fn session(
@@ -167,7 +169,11 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> End {
     info!(server = %settings.server, port = settings.port, tls = settings.ssl, "connecting");
-    let io = match connect(settings).await {
+    let connected = tokio::select! {
+        c = connect(settings) => c,
+        _ = shutdown.cancelled() => return End::Shutdown,
+    };
+    let io = match connected {
         Ok(io) => io,
         Err(err) => {
             return End::Lost {
@@ -190,6 +196,7 @@ async fn session(
         next_token: Instant::now() + PACE,
         urgent: Vec::new(),
         nick_tries: 0,
+        nickserv_until: None,
     };
     if let Some(pass) = &settings.password {
         s.urgent.push(format!("PASS {}", pass.expose()));
@@ -220,7 +227,11 @@ async fn session(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), framed.send("QUIT :shutting down".to_string())).await;
+                let quit = async {
+                    framed.send("QUIT :shutting down".to_string()).await?;
+                    framed.flush().await
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), quit).await;
                 return End::Shutdown;
             }
             line = framed.next() => match line {
@@ -247,6 +258,10 @@ async fn session(
                         return End::Lost { reason: format!("write failed: {err}"), registered: s.registered };
                     }
                 }
+            }
+            _ = sleep_until_opt(s.nickserv_until), if s.nickserv_until.is_some() => {
+                warn!("NickServ did not confirm the password in time; joining anyway");
+                s.join_channels();
             }
             _ = keepalive.tick() => {
                 let now = Instant::now();
@@ -344,12 +359,20 @@ impl Session<'_> {
                     server: self.settings.server.clone(),
                 })
                 .await;
-                for ch in &self.settings.channels {
-                    let key = ch.key.as_ref().map(|k| k.expose().to_string());
-                    self.enqueue(Outbound::Join {
-                        channel: ch.name.clone(),
-                        key,
-                    });
+                match &self.settings.password {
+                    // As the original did: identify, and join once NickServ confirms, so that
+                    // channels that need a registered nick let the bot in.
+                    Some(pass) => {
+                        let line = build(
+                            "PRIVMSG",
+                            &["NickServ", &format!("IDENTIFY {}", pass.expose())],
+                        );
+                        if let Ok(line) = line {
+                            self.queue.push_back(Queued::Line(line));
+                        }
+                        self.nickserv_until = Some(Instant::now() + NICKSERV_WAIT);
+                    }
+                    None => self.join_channels(),
                 }
             }
             "432" | "433" | "436" | "437" if !self.registered => {
@@ -363,6 +386,19 @@ impl Session<'_> {
                 self.urgent.push(format!("NICK {}", self.nick));
             }
             "ERROR" => return Some(format!("server error: {}", msg.param(0))),
+            "NOTICE"
+                if self.nickserv_until.is_some()
+                    && source.nick.eq_ignore_ascii_case("NickServ") =>
+            {
+                let text = msg.param(1);
+                if text.contains("Password accepted") || text.contains("You are now identified") {
+                    info!("identified with NickServ");
+                    self.join_channels();
+                } else if text.contains("Password incorrect") || text.contains("Invalid password") {
+                    tracing::error!("NickServ refused the password; check `password` in the config (joining anyway)");
+                    self.join_channels();
+                }
+            }
             "PRIVMSG" if msg.params.len() >= 2 && !source.nick.is_empty() => {
                 let target = msg.param(0).to_string();
                 let text = msg.param(1);
@@ -454,6 +490,17 @@ impl Session<'_> {
         None
     }
 
+    fn join_channels(&mut self) {
+        self.nickserv_until = None;
+        for ch in self.settings.channels.clone() {
+            let key = ch.key.as_ref().map(|k| k.expose().to_string());
+            self.enqueue(Outbound::Join {
+                channel: ch.name.clone(),
+                key,
+            });
+        }
+    }
+
     fn ctcp_reply(&mut self, nick: &str, body: &str) {
         let body: String = body.chars().filter(|c| !c.is_control()).collect();
         if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
@@ -469,5 +516,12 @@ fn source_of(raw: &str) -> Source {
         user: user.map(str::to_string),
         host: host.map(str::to_string),
         account: None,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
