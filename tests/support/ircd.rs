@@ -87,17 +87,22 @@ pub struct IrcClient {
 }
 
 impl IrcClient {
-    /// Connects and registers as `nick`, waiting for the welcome.
-    pub fn connect(port: u16, nick: &str) -> IrcClient {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to ngircd");
+    /// Wraps a connected stream (either end: a test can play the server too).
+    pub fn from_stream(stream: TcpStream) -> IrcClient {
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
-        let mut client = IrcClient {
+        IrcClient {
             reader: BufReader::new(stream.try_clone().expect("clone")),
             writer: stream,
             seen: Vec::new(),
-        };
+        }
+    }
+
+    /// Connects and registers as `nick`, waiting for the welcome.
+    pub fn connect(port: u16, nick: &str) -> IrcClient {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to ngircd");
+        let mut client = IrcClient::from_stream(stream);
         client.send(&format!("NICK {nick}"));
         client.send(&format!("USER {nick} 0 * :test client"));
         client.expect(Duration::from_secs(10), "the welcome (001)", |l| {
@@ -108,9 +113,13 @@ impl IrcClient {
 
     /// Sends one line.
     pub fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("send");
+        self.send_bytes(line.as_bytes());
+    }
+
+    /// Sends one line of raw bytes (which need not be UTF-8).
+    pub fn send_bytes(&mut self, line: &[u8]) {
+        self.writer.write_all(line).expect("send");
+        self.writer.write_all(b"\r\n").expect("send");
     }
 
     /// Reads lines until one satisfies `pred` (answering PINGs), or panics after `timeout`.
@@ -124,9 +133,12 @@ impl IrcClient {
             );
             let mut line = String::new();
             match self.reader.read_line(&mut line) {
-                Ok(0) => panic!("server closed the connection while waiting for {what}"),
+                Ok(0) => panic!(
+                    "the other end closed the connection while waiting for {what}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
                 Ok(_) => {
-                    let line = line.trim_end().to_string();
+                    let line = line.trim_end_matches(['\r', '\n']).to_string();
                     if let Some(token) = line.strip_prefix("PING ") {
                         self.send(&format!("PONG {token}"));
                     }
