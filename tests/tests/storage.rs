@@ -169,3 +169,26 @@ fn import_from_an_original_postgres_database() {
     );
     expected_totals(&lines);
 }
+
+#[test]
+fn kill_9_loses_no_acknowledged_write_on_postgres() {
+    let Some(schema) = Schema::create("kill_9_loses_no_acknowledged_write_on_postgres") else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let mut cmd = sb.hamper();
+    cmd.arg("console").env("DATABASE_URL", schema.url());
+    let mut s = Session::start(cmd);
+    for i in 1..=25 {
+        s.send("durable++");
+        let want = if i == 1 {
+            "1 point".to_string()
+        } else {
+            format!("{i} points")
+        };
+        s.ask("!karma durable", &format!("durable has {want}"));
+    }
+    s.kill9();
+    let lines = console_with_db(&sb, &schema.url(), "!karma durable\n");
+    assert_eq!(lines, ["<hamper> durable has 25 points"]);
+}
