@@ -168,7 +168,7 @@ impl Router {
                 let token = self.next_token;
                 self.next_token += 1;
                 let waiting: HashSet<usize> = (0..self.plugins.len())
-                    .filter(|i| self.plugins[*i].status().state == State::Running)
+                    .filter(|i| self.plugins[*i].state() == State::Running)
                     .collect();
                 for i in &waiting {
                     self.plugins[*i].sync(token);
@@ -450,7 +450,7 @@ impl Router {
             Owner::Builtin => self.builtin(&event).await,
             Owner::Plugin(i) => {
                 let plugin = &self.plugins[i];
-                let unavailable = match plugin.status().state {
+                let unavailable = match plugin.state() {
                     State::Running | State::Starting => None,
                     State::Restarting => Some(format!(
                         "Sorry, the {} plugin is restarting; try again in a moment.",
@@ -552,8 +552,8 @@ impl Router {
 
     async fn on_output(&mut self, plugin: usize, msg: FromPlugin) {
         let name = self.plugins[plugin].name.clone();
-        let spec = self.config.plugins.get(plugin).cloned();
-        let granted = |g: Grant| spec.as_ref().is_some_and(|s| s.has(g));
+        let config = self.config.clone();
+        let granted = |g: Grant| config.plugins.get(plugin).is_some_and(|s| s.has(g));
         match msg {
             FromPlugin::Reply(r) => {
                 let target = r.channel.clone().unwrap_or_else(|| r.nick.clone());

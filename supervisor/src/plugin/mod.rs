@@ -110,6 +110,15 @@ impl PluginHandle {
         let _ = self.ctl.send(Control::Sync(token));
     }
 
+    /// The plugin's state, without copying the rest of its status.
+    pub fn state(&self) -> State {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state
+            .clone()
+    }
+
     /// A copy of the plugin's status.
     pub fn status(&self) -> Status {
         self.status
