@@ -751,6 +751,72 @@ fn conversations_in_plugins_md_are_what_the_bot_says() {
     assert!(checked >= 3, "only {checked} conversations found");
 }
 
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut in_code = false;
+    let mut out = BTreeSet::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            out.insert(slug(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+#[test]
+fn links_between_docs_resolve() {
+    let docs = all_docs();
+    let link = regex::Regex::new(r"\]\(([^)\s]*)\)").unwrap();
+    let mut checked = 0;
+    for (name, text) in &docs {
+        let prose: String = {
+            let mut in_code = false;
+            text.lines()
+                .filter(|l| {
+                    if l.trim_start().starts_with("```") {
+                        in_code = !in_code;
+                        return false;
+                    }
+                    !in_code
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for caps in link.captures_iter(&prose) {
+            let target = &caps[1];
+            if target.contains("://") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if file.is_empty() { name.as_str() } else { file };
+            let Some((_, body)) = docs.iter().find(|(n, _)| n == file) else {
+                panic!("{name}: link to {target}: no docs/{file}");
+            };
+            if !anchor.is_empty() {
+                assert!(
+                    anchors(body).contains(anchor),
+                    "{name}: link to {target}: {file} has no heading with that anchor"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} links checked");
+}
+
 #[test]
 fn the_block_parser_handles_indented_fences() {
     let md = "text\n\n   ```yaml\n   a: 1\n     b: 2\n   ```\n```json\n{}\n```\n";
