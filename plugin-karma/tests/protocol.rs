@@ -7,22 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use hamper_karma::opinion::{Random, XorShift};
 use hamper_karma::Karma;
-use hamper_protocol::sdk::{serve, SdkError};
+use hamper_protocol::testing::{error, TestHost};
 use hamper_protocol::{
-    BotInfo, CommandEvent, ErrorBody, ErrorCode, FromPlugin, Goodbye, HostHello, Message, Outcome,
-    Ping, PingId, PluginHello, Reply, Request, Response, ToPlugin, PROTOCOL_VERSION,
+    CommandEvent, ErrorCode, Message, Outcome, PluginHello, Request, ToPlugin, PROTOCOL_VERSION,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Store {
@@ -83,130 +75,9 @@ impl Store {
     }
 }
 
-fn error(code: ErrorCode, message: &str) -> Outcome {
-    Outcome::Error(ErrorBody {
-        code,
-        message: message.into(),
-    })
-}
-
-/// The host side of one plugin run.
-struct FakeHost {
-    to_plugin: mpsc::UnboundedSender<ToPlugin>,
-    from_plugin: mpsc::UnboundedReceiver<FromPlugin>,
-    store: Arc<Store>,
-    task: JoinHandle<Result<(), SdkError>>,
-    next_ping: u64,
-}
-
-impl FakeHost {
-    /// Starts `plugin`, checks its hello, and sends the host's hello with `config`.
-    ///
-    /// The plugin type is concrete: the SDK's trait does not promise `Send` futures, so only a
-    /// concrete plugin's serve loop can be shown to be `Send` and spawned.
-    async fn start(plugin: Karma<Dice>, config: Value) -> (Self, PluginHello) {
-        let (host_side, plugin_side) = tokio::io::duplex(64 * 1024);
-        let (plugin_in, plugin_out) = tokio::io::split(plugin_side);
-        let task = tokio::spawn(serve(plugin, plugin_in, plugin_out));
-        let (host_in, mut host_out) = tokio::io::split(host_side);
-
-        let (to_plugin, mut outbox) = mpsc::unbounded_channel::<ToPlugin>();
-        tokio::spawn(async move {
-            while let Some(msg) = outbox.recv().await {
-                let mut line = serde_json::to_string(&msg).unwrap();
-                line.push('\n');
-                if host_out.write_all(line.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-        });
-
-        let store = Arc::new(Store::default());
-        let (inbox, mut from_plugin) = mpsc::unbounded_channel::<FromPlugin>();
-        let answers = to_plugin.clone();
-        let served = store.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(host_in).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let msg: FromPlugin = serde_json::from_str(&line).unwrap();
-                if let FromPlugin::Request(req) = &msg {
-                    let outcome = served.answer(req);
-                    let _ = answers.send(ToPlugin::Response(Response {
-                        id: req.id,
-                        outcome,
-                    }));
-                } else if inbox.send(msg).is_err() {
-                    break;
-                }
-            }
-        });
-
-        let hello = match timeout(WAIT, from_plugin.recv()).await {
-            Ok(Some(FromPlugin::Hello(hello))) => hello,
-            other => panic!("expected the plugin's hello, got {other:?}"),
-        };
-        to_plugin
-            .send(ToPlugin::Hello(HostHello {
-                protocol_version: PROTOCOL_VERSION,
-                name: hello.name.clone(),
-                commands: hello.commands.iter().map(|c| c.name.clone()).collect(),
-                subscriptions: hello.subscriptions.clone(),
-                rejected: Vec::new(),
-                config,
-                bot: BotInfo {
-                    nick: "hamper".into(),
-                    channels: vec!["#c".into()],
-                    command_prefix: "!".into(),
-                    connected: true,
-                },
-            }))
-            .unwrap();
-        let host = FakeHost {
-            to_plugin,
-            from_plugin,
-            store,
-            task,
-            next_ping: 1,
-        };
-        (host, hello)
-    }
-
-    /// Sends `event`, then a ping, and returns everything the plugin sent before the pong.
-    async fn exchange(&mut self, event: ToPlugin) -> Vec<FromPlugin> {
-        self.to_plugin.send(event).unwrap();
-        let id = PingId(self.next_ping);
-        self.next_ping += 1;
-        self.to_plugin.send(ToPlugin::Ping(Ping { id })).unwrap();
-        let mut out = Vec::new();
-        loop {
-            match timeout(WAIT, self.from_plugin.recv()).await {
-                Ok(Some(FromPlugin::Pong(p))) if p.id == id => return out,
-                Ok(Some(msg)) => out.push(msg),
-                Ok(None) => panic!("the plugin closed its output"),
-                Err(_) => panic!("no pong within {WAIT:?}; got so far {out:?}"),
-            }
-        }
-    }
-
-    /// The texts of the replies to `event`, which must all go back to `#c`.
-    async fn replies(&mut self, event: ToPlugin) -> Vec<String> {
-        self.exchange(event)
-            .await
-            .into_iter()
-            .map(|msg| match msg {
-                FromPlugin::Reply(Reply {
-                    channel: Some(channel),
-                    text,
-                    ..
-                }) if channel == "#c" => text,
-                other => panic!("expected a reply in #c, got {other:?}"),
-            })
-            .collect()
-    }
-
+impl Store {
     fn score(&self, name: &str) -> Option<Value> {
-        self.store
-            .values
+        self.values
             .lock()
             .unwrap()
             .get(&format!("score/{name}"))
@@ -214,24 +85,19 @@ impl FakeHost {
     }
 
     fn set_scores(&self, scores: &[(&str, i64)]) {
-        let mut values = self.store.values.lock().unwrap();
+        let mut values = self.values.lock().unwrap();
         for (name, score) in scores {
             values.insert(format!("score/{name}"), json!(score));
         }
     }
+}
 
-    async fn stop(self) {
-        self.to_plugin
-            .send(ToPlugin::Goodbye(Goodbye {
-                reason: "test over".into(),
-            }))
-            .unwrap();
-        timeout(WAIT, self.task)
-            .await
-            .expect("the plugin stops after goodbye")
-            .unwrap()
-            .unwrap();
-    }
+/// Starts `plugin` against a fake host whose storage is a fresh [`Store`], with `config`.
+async fn start(plugin: Karma<Dice>, config: Value) -> (TestHost, Arc<Store>, PluginHello) {
+    let store = Arc::new(Store::default());
+    let served = store.clone();
+    let (host, hello) = TestHost::start(plugin, config, move |req| served.answer(req)).await;
+    (host, store, hello)
 }
 
 fn chat(nick: &str, text: &str) -> ToPlugin {
@@ -287,7 +153,7 @@ fn always_zero() -> Karma<Dice> {
 
 #[tokio::test]
 async fn gives_takes_and_shows_karma() {
-    let (mut host, hello) = FakeHost::start(plain(), Value::Null).await;
+    let (mut host, store, hello) = start(plain(), Value::Null).await;
     assert_eq!(hello.protocol_version, PROTOCOL_VERSION);
     assert_eq!(hello.name, "karma");
     assert_eq!(hello.commands[0].aliases, ["score"]);
@@ -313,11 +179,11 @@ async fn gives_takes_and_shows_karma() {
         .replies(chat("alice", "i like (Foo Bar)++ a lot"))
         .await
         .is_empty());
-    assert_eq!(host.score("foo"), Some(json!(2)));
-    assert_eq!(host.score("bar"), Some(json!(1)));
-    assert_eq!(host.score("baz"), Some(json!(-1)));
-    assert_eq!(host.score("c"), Some(json!(1)));
-    assert_eq!(host.score("foo bar"), Some(json!(1)));
+    assert_eq!(store.score("foo"), Some(json!(2)));
+    assert_eq!(store.score("bar"), Some(json!(1)));
+    assert_eq!(store.score("baz"), Some(json!(-1)));
+    assert_eq!(store.score("c"), Some(json!(1)));
+    assert_eq!(store.score("foo bar"), Some(json!(1)));
 
     assert_eq!(host.replies(karma("foo")).await, ["foo has 2 points"]);
     assert_eq!(host.replies(karma("  FOO ")).await, ["foo has 2 points"]);
@@ -344,12 +210,12 @@ async fn gives_takes_and_shows_karma() {
         ["foo has 2 points"]
     );
 
-    host.stop().await;
+    host.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn self_karma_net_zero_and_directed_lines() {
-    let (mut host, _) = FakeHost::start(plain(), Value::Null).await;
+    let (mut host, store, _) = start(plain(), Value::Null).await;
 
     // Self-karma is refused whatever the case; the other names on the line still count.
     assert_eq!(
@@ -360,15 +226,15 @@ async fn self_karma_net_zero_and_directed_lines() {
         host.replies(chat("alice", "ALICE--")).await,
         ["Nice try, no modifying your own karma"]
     );
-    assert_eq!(host.score("alice"), None);
-    assert_eq!(host.score("bob"), Some(json!(1)));
+    assert_eq!(store.score("alice"), None);
+    assert_eq!(store.score("bob"), Some(json!(1)));
 
     // A net zero still touches the key.
     assert!(host
         .replies(chat("alice", "zero++ zero--"))
         .await
         .is_empty());
-    assert_eq!(host.score("zero"), Some(json!(0)));
+    assert_eq!(store.score("zero"), Some(json!(0)));
     assert_eq!(host.replies(karma("zero")).await, ["zero has 0 points"]);
 
     // Addressed to the bot or private: no karma. Addressed to someone else: karma.
@@ -388,12 +254,11 @@ async fn self_karma_net_zero_and_directed_lines() {
         ..Message::default()
     });
     assert!(host.exchange(private).await.is_empty());
-    assert_eq!(host.score("bob"), Some(json!(1)));
+    assert_eq!(store.score("bob"), Some(json!(1)));
     assert!(host.replies(chat("alice", "carol: bob++")).await.is_empty());
-    assert_eq!(host.score("bob"), Some(json!(2)));
+    assert_eq!(store.score("bob"), Some(json!(2)));
 
-    let incrs: Vec<Value> = host
-        .store
+    let incrs: Vec<Value> = store
         .requests
         .lock()
         .unwrap()
@@ -409,13 +274,13 @@ async fn self_karma_net_zero_and_directed_lines() {
             json!({"key": "score/bob", "by": 1}),
         ]
     );
-    host.stop().await;
+    host.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn top_and_bottom_five() {
-    let (mut host, _) = FakeHost::start(plain(), Value::Null).await;
-    host.set_scores(&[
+    let (mut host, store, _) = start(plain(), Value::Null).await;
+    store.set_scores(&[
         ("a", 10),
         ("b", -4),
         ("c", 7),
@@ -432,8 +297,7 @@ async fn top_and_bottom_five() {
         host.replies(karma("--bottom")).await,
         ["f\x0f: -9", "b\x0f: -4", "d\x0f: 0", "g\x0f: 1", "e\x0f: 3"]
     );
-    let list = host
-        .store
+    let list = store
         .requests
         .lock()
         .unwrap()
@@ -444,13 +308,13 @@ async fn top_and_bottom_five() {
         list,
         Some(json!({"prefix": "score/", "order": "value_desc", "limit": 5}))
     );
-    host.stop().await;
+    host.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn storage_down_is_reported_not_swallowed() {
-    let (mut host, _) = FakeHost::start(plain(), Value::Null).await;
-    host.store.down.store(true, Ordering::SeqCst);
+    let (mut host, store, _) = start(plain(), Value::Null).await;
+    store.down.store(true, Ordering::SeqCst);
     assert_eq!(
         host.replies(chat("alice", "foo++ bar--")).await,
         ["Sorry, I can't reach my database right now. Karma for foo, bar was not counted."]
@@ -460,36 +324,36 @@ async fn storage_down_is_reported_not_swallowed() {
     assert_eq!(host.replies(karma("--top")).await, down);
     assert_eq!(host.replies(karma("")).await, down);
 
-    host.store.down.store(false, Ordering::SeqCst);
+    store.down.store(false, Ordering::SeqCst);
     assert!(host.replies(chat("alice", "foo++")).await.is_empty());
     assert_eq!(host.replies(karma("foo")).await, ["foo has 1 point"]);
-    host.stop().await;
+    host.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn overlong_names_are_refused_out_loud() {
-    let (mut host, _) = FakeHost::start(plain(), Value::Null).await;
+    let (mut host, store, _) = start(plain(), Value::Null).await;
     let long = "x".repeat(300);
     assert_eq!(
         host.replies(chat("alice", &format!("{long}++ foo++")))
             .await,
         ["Sorry, that name is too long for me to keep karma for."]
     );
-    assert_eq!(host.score("foo"), Some(json!(1)));
+    assert_eq!(store.score("foo"), Some(json!(1)));
     assert_eq!(
         host.replies(karma(&long)).await,
         [format!("No karma for {long}")]
     );
-    host.stop().await;
+    host.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn opinions_only_when_configured() {
-    let (mut host, _) = FakeHost::start(always_zero(), Value::Null).await;
+    let (mut host, _, _) = start(always_zero(), Value::Null).await;
     assert!(host.replies(chat("alice", "foo++ bar--")).await.is_empty());
-    host.stop().await;
+    host.stop().await.unwrap();
 
-    let (mut host, _) = FakeHost::start(always_zero(), json!({"opinions": true})).await;
+    let (mut host, _, _) = start(always_zero(), json!({"opinions": true})).await;
     assert_eq!(
         host.replies(chat("alice", "foo++ bar--")).await,
         ["Heck yeah, foo and bar!"]
@@ -506,11 +370,11 @@ async fn opinions_only_when_configured() {
         host.replies(chat("alice", "alice++ bob++")).await,
         ["Nice try, no modifying your own karma", "Heck yeah, bob!"]
     );
-    host.stop().await;
+    host.stop().await.unwrap();
 
     // A config the plugin cannot read falls back to the defaults instead of failing start-up.
-    let (mut host, _) = FakeHost::start(always_zero(), json!({"opinions": "yes"})).await;
+    let (mut host, store, _) = start(always_zero(), json!({"opinions": "yes"})).await;
     assert!(host.replies(chat("alice", "foo++")).await.is_empty());
-    assert_eq!(host.score("foo"), Some(json!(1)));
-    host.stop().await;
+    assert_eq!(store.score("foo"), Some(json!(1)));
+    host.stop().await.unwrap();
 }

@@ -2,12 +2,14 @@
 //!
 //! A plugin is any executable that reads newline-delimited JSON on stdin and writes it on stdout.
 //! This crate holds the wire types ([`wire`]), the bounded NDJSON codec ([`codec`]) and a small
-//! SDK ([`sdk`]) that turns a Rust handler into a plugin binary with one call. `docs/protocol.md`
+//! SDK ([`sdk`]) that turns a Rust handler into a plugin binary with one call, with a fake host
+//! ([`testing`]) to test such a plugin without the supervisor. `docs/protocol.md`
 //! describes the same contract for authors in any language; the types here are its source of truth.
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod sdk;
+pub mod testing;
 pub mod wire;
 
 pub use codec::{LineError, NdjsonCodec};

@@ -315,7 +315,11 @@ pub fn run<P: Plugin>(plugin: P) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(plugin, tokio::io::stdin(), tokio::io::stdout())) {
+    let result = runtime.block_on(serve(plugin, tokio::io::stdin(), tokio::io::stdout()));
+    // Reading stdin blocks a thread that cannot be interrupted: waiting for it would keep a
+    // plugin whose start-up failed alive until the host happened to write another line.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{name}: {err}");

@@ -181,6 +181,10 @@ pub enum Subscription {
     Connected,
     /// The bot lost its connection.
     Disconnected,
+    /// A name this version does not know (from a newer plugin); the host refuses it and keeps
+    /// the rest of the hello.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Subscription {
@@ -213,6 +217,7 @@ impl Subscription {
             Subscription::Invite => "invite",
             Subscription::Connected => "connected",
             Subscription::Disconnected => "disconnected",
+            Subscription::Unknown => "unknown",
         }
     }
 }
@@ -813,6 +818,21 @@ mod tests {
                 "{s:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_subscription_from_a_newer_plugin_does_not_spoil_the_hello() {
+        let hello: FromPlugin = serde_json::from_str(
+            r#"{"type":"hello","protocol_version":1,"subscriptions":["message","reaction"]}"#,
+        )
+        .expect("parse");
+        let FromPlugin::Hello(h) = hello else {
+            panic!("not a hello")
+        };
+        assert_eq!(
+            h.subscriptions,
+            [Subscription::Message, Subscription::Unknown]
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub fn address(text: &str, bot_nick: &str, command_prefix: &str, private: bool) 
             directed = true;
         }
     }
+    // A private message is always for the bot (§6.1), even when it starts `bob: `.
+    directed |= private;
     if directed {
         message.truncate(message.trim_end().len());
     }
@@ -84,6 +86,7 @@ mod tests {
             ("hi", true, None, "hi", true),
             ("!hi", true, None, "hi", true),
             ("hamper: hi", true, Some("hamper"), "hi", true),
+            ("bob: hi", true, Some("bob"), "bob: hi", true),
             ("foo++ bar", false, None, "foo++ bar", false),
             ("  leading spaces  ", false, None, "leading spaces  ", false),
             ("[m]bob: yo", false, Some("[m]bob"), "[m]bob: yo", false),

@@ -146,8 +146,10 @@ pub struct Config {
     pub owners: Vec<String>,
     /// Where to look for `hamper-<name>` binaries before the `hamper` executable's folder.
     pub plugin_dir: Option<PathBuf>,
-    /// Each plugin's own section (`null` when it has none).
+    /// Each plugin's own section (`null` when it has none), and any other top-level key.
     pub sections: BTreeMap<String, Value>,
+    /// Things that are not errors but probably mistakes, for the log and `check-config`.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -205,6 +207,7 @@ impl Config {
                     "ping_timeout": p.limits.ping_timeout.as_secs_f64(),
                     "max_restarts": p.limits.max_restarts,
                     "restart_window": p.limits.restart_window.as_secs_f64(),
+                    "inbox": p.limits.inbox,
                 })
             })
             .collect();
@@ -408,6 +411,22 @@ impl Config {
                 map.get(&p.name).cloned().unwrap_or(Value::Null),
             );
         }
+        // Other top-level keys are kept as sections too (for `hamper plugin NAME` and plugins
+        // enabled later), but one that looks like a misspelt core key is worth a warning.
+        let mut warnings = Vec::new();
+        for (key, value) in &map {
+            if KNOWN_KEYS.contains(&key.as_str()) || sections.contains_key(key) {
+                continue;
+            }
+            let hint = match KNOWN_KEYS.iter().find(|k| edit_distance(k, key) <= 2) {
+                Some(k) => format!("; did you mean `{k}`?"),
+                None => String::new(),
+            };
+            warnings.push(format!(
+                "`{key}` is not a hamper setting and no configured plugin has that name, so it is ignored{hint}"
+            ));
+            sections.insert(key.clone(), value.clone());
+        }
         if errors.is_empty() {
             Ok(Config {
                 nickname,
@@ -423,6 +442,7 @@ impl Config {
                 owners,
                 plugin_dir,
                 sections,
+                warnings,
             })
         } else {
             Err(ConfigError { errors })
@@ -577,7 +597,13 @@ fn parse_env_value(key: &str, raw: &str, errors: &mut Vec<KeyError>) -> Value {
             errors.push(KeyError::new(
                 key,
                 &format!("the environment value `{raw}` is a YAML comment, so it is empty"),
-                &format!("quote it as a YAML list: {key}='[\"{}\"]'", raw.trim()),
+                &format!(
+                    "quote it as a YAML list: {key}='[{}]'",
+                    raw.split(',')
+                        .map(|item| format!("\"{}\"", item.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
             Value::Null
         }
@@ -799,6 +825,21 @@ fn parse_plugin_entry(
         }
     }
     Some(spec)
+}
+
+/// Levenshtein distance, for "did you mean" hints on short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 fn scalar_string(v: &Value) -> Option<String> {
@@ -1109,6 +1150,26 @@ mod tests {
         assert!(err.errors[0].problem.contains("mapping"));
         let err = load_str("nickname: [unclosed\n", &[]).expect_err("yaml");
         assert!(err.errors[0].problem.contains("not valid YAML"));
+    }
+
+    #[test]
+    fn misspelt_keys_are_warned_about_and_other_sections_kept() {
+        let c = load_str("nicknme: bot\nweather:\n  city: Oslo\n", &[]).expect("valid");
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("did you mean `nickname`")),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(c.section("weather")["city"], "Oslo");
+        let err = load_str("", &[("channels", "#a,#b")]).expect_err("comment");
+        assert!(
+            err.errors[0].fix.contains(r##"channels='["#a", "#b"]'"##),
+            "{}",
+            err.errors[0].fix
+        );
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub async fn run(
     if matches!(frontend, Frontend::Irc) {
         config.check_runnable()?;
     }
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     let config = Arc::new(config);
     let (router_ctl, ctl_rx) = mpsc::channel(64);
     let storage = open_storage(&config, router_ctl.clone(), shutdown.clone()).await?;

@@ -86,8 +86,10 @@ fn main() -> ExitCode {
         let argv: Vec<String> = argv.iter().skip_while(|a| *a == "--").cloned().collect();
         return hamper::guard::run_guard(&argv);
     }
+    // At the console, stdout is the conversation and stderr only what needs attention, plus
+    // the plugins' own stderr (someone debugging a plugin wants to see it).
     let default_level = match cli.command {
-        Some(Command::Console(_)) | Some(Command::Plugin { .. }) => "warn",
+        Some(Command::Console(_)) | Some(Command::Plugin { .. }) => "warn,plugin=info",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -183,6 +185,9 @@ fn single_plugin(arg: &str, config: &Config) -> PluginSpec {
 }
 
 fn check_config(config: &Config) -> ExitCode {
+    for warning in &config.warnings {
+        eprintln!("hamper: warning: {warning}");
+    }
     match serde_yaml_ng::to_string(&config.masked()) {
         Ok(yaml) => print!("{yaml}"),
         Err(err) => {

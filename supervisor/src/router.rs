@@ -96,6 +96,7 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
         ready_waiters: Vec::new(),
         syncs: Vec::new(),
         next_token: 1,
+        deferred: Vec::new(),
     };
     loop {
         tokio::select! {
@@ -128,6 +129,8 @@ struct Router {
     ready_waiters: Vec<oneshot::Sender<()>>,
     syncs: Vec<PendingSync>,
     next_token: u64,
+    /// Hellos waiting for the plugins before them in the config (see `register_in_order`).
+    deferred: Vec<(usize, PluginHello, oneshot::Sender<HostHello>)>,
 }
 
 fn now_ms() -> u64 {
@@ -204,14 +207,12 @@ impl Router {
                 hello,
                 reply,
             } => {
-                let host = self.register(plugin, &hello);
-                let _ = reply.send(host);
-                self.started[plugin] = true;
-                self.check_ready();
+                self.deferred.push((plugin, hello, reply));
+                self.register_in_order();
             }
             FromRunner::Down { plugin } => {
                 self.started[plugin] = true;
-                self.check_ready();
+                self.register_in_order();
                 for s in &mut self.syncs {
                     s.waiting.remove(&plugin);
                 }
@@ -229,6 +230,24 @@ impl Router {
         }
     }
 
+    /// Answers waiting hellos. At start-up a plugin's hello waits until every plugin before it
+    /// in the config has registered (or stopped), so that when two claim the same command the
+    /// one listed first wins, however fast each starts. Later (restarts) nothing waits.
+    fn register_in_order(&mut self) {
+        self.deferred.sort_by_key(|(i, _, _)| *i);
+        while let Some(pos) = self
+            .deferred
+            .iter()
+            .position(|(i, _, _)| self.started[..*i].iter().all(|s| *s))
+        {
+            let (plugin, hello, reply) = self.deferred.remove(pos);
+            let host = self.register(plugin, &hello);
+            let _ = reply.send(host);
+            self.started[plugin] = true;
+        }
+        self.check_ready();
+    }
+
     fn register(&mut self, plugin: usize, hello: &PluginHello) -> HostHello {
         let name = self.plugins[plugin].name.clone();
         let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
@@ -239,6 +258,18 @@ impl Router {
         let mut subs = hello.subscriptions.clone();
         subs.sort();
         subs.dedup();
+        let mut rejected = registration.rejected;
+        if subs.contains(&Subscription::Unknown) {
+            subs.retain(|s| *s != Subscription::Unknown);
+            rejected.push(hamper_protocol::Rejection {
+                kind: "subscription".into(),
+                name: "unknown".into(),
+                reason: format!(
+                    "this host (protocol {PROTOCOL_VERSION}) does not know one or more of the subscriptions; it knows {}",
+                    Subscription::ALL.map(Subscription::as_str).join(", ")
+                ),
+            });
+        }
         self.subscriptions[plugin] = subs.clone();
         info!(plugin = %name, commands = ?registration.accepted, subscriptions = ?subs, "plugin registered");
         HostHello {
@@ -246,7 +277,7 @@ impl Router {
             name: name.clone(),
             commands: registration.accepted,
             subscriptions: subs,
-            rejected: registration.rejected,
+            rejected,
             config: self.config.section(&name),
             bot: self.bot.clone(),
         }
@@ -658,11 +689,15 @@ impl Router {
 
     fn on_request(&mut self, plugin: usize, req: Request) {
         let handle = self.plugins[plugin].clone();
+        let generation = handle.generation();
         let respond = move |h: &PluginHandle, outcome: Outcome| {
-            h.deliver_response(ToPlugin::Response(Response {
-                id: req.id,
-                outcome,
-            }));
+            h.deliver_response(
+                ToPlugin::Response(Response {
+                    id: req.id,
+                    outcome,
+                }),
+                generation,
+            );
         };
         match req.method.as_str() {
             "plugins.list" => {

@@ -70,6 +70,30 @@ fn a_failed_plugins_commands_get_an_answer_not_silence() {
 }
 
 #[test]
+fn plugins_do_not_inherit_the_bots_secrets() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "plugins:\n  - name: bad\n    command: [\"{}\"]\n    env: {{MISBEHAVE: behave, EXTRA: given}}\n",
+        bin("hamper-misbehave").display()
+    ));
+    let mut cmd = sandbox.hamper();
+    cmd.arg("console")
+        .env("DATABASE_URL", "sqlite:secret.db")
+        .env("password", "hunter2");
+    let mut s = Session::start(cmd);
+    s.ask("!bad env DATABASE_URL", "DATABASE_URL=unset");
+    s.ask("!bad env password", "password=unset");
+    s.ask("!bad env EXTRA", "EXTRA=given");
+    s.ask("!bad env HAMPER_PLUGIN_NAME", "HAMPER_PLUGIN_NAME=bad");
+    let path = s.ask("!bad env PATH", "PATH=");
+    assert!(
+        path.len() > "<hamper> PATH=".len(),
+        "PATH is passed on: {path}"
+    );
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
 fn garbage_lines_are_counted_and_a_flood_counts_as_a_crash() {
     let (_sb, mut s) = with_misbehaving("behave", "");
     s.ask("!bad spew 3", "spewed 3");

@@ -91,9 +91,22 @@ impl PluginHandle {
         }
     }
 
-    /// Delivers a response, waiting up to a while for room: a response must not be dropped
-    /// lightly, since the plugin waits for it.
-    pub fn deliver_response(&self, msg: ToPlugin) {
+    /// The generation (start count) of the plugin's current process.
+    pub fn generation(&self) -> u64 {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
+    }
+
+    /// Delivers a response to a request made by process `generation`, waiting up to a while for
+    /// room: a response must not be dropped lightly, since the plugin waits for it. A response
+    /// for a process that has since been replaced is dropped, so that the new process (whose
+    /// request ids start again at 1) never takes it for an answer of its own.
+    pub fn deliver_response(&self, msg: ToPlugin, generation: u64) {
+        if self.generation() != generation {
+            return;
+        }
         let inbox = self.inbox.clone();
         let name = self.name.clone();
         tokio::spawn(async move {

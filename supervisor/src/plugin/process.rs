@@ -23,6 +23,14 @@ const MAX_STDERR_LINE: usize = 4096;
 /// Why a plugin could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
+    /// The configured program does not exist or cannot be executed.
+    #[error("plugin `{plugin}`: {problem}; fix `command` in its entry under `plugins`")]
+    BadProgram {
+        /// The plugin.
+        plugin: String,
+        /// What is wrong with the program.
+        problem: String,
+    },
     /// The built-in plugin's binary is nowhere to be found.
     #[error("plugin binary `{binary}` not found in {searched}; build it with `cargo build --workspace`, put it on PATH, or set `plugin_dir`")]
     NotFound {
@@ -46,7 +54,7 @@ impl SpawnError {
     /// Whether retrying cannot help (the program does not exist or cannot be executed).
     pub fn is_permanent(&self) -> bool {
         match self {
-            SpawnError::NotFound { .. } => true,
+            SpawnError::NotFound { .. } | SpawnError::BadProgram { .. } => true,
             SpawnError::Spawn { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
@@ -68,7 +76,10 @@ pub struct Launch {
 /// `hamper-<name>` in `plugin_dir`, next to the running `hamper`, or on PATH.
 pub fn resolve(spec: &PluginSpec, plugin_dir: Option<&Path>) -> Result<Launch, SpawnError> {
     let mut argv = match &spec.command {
-        Some(cmd) => cmd.clone(),
+        Some(cmd) => {
+            check_program(&spec.name, cmd.first().map(String::as_str).unwrap_or(""))?;
+            cmd.clone()
+        }
         None => vec![find_builtin(&spec.name, plugin_dir)?
             .to_string_lossy()
             .into_owned()],
@@ -82,6 +93,41 @@ pub fn resolve(spec: &PluginSpec, plugin_dir: Option<&Path>) -> Result<Launch, S
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     })
+}
+
+/// Checks, before anything is spawned, that `program` exists and is executable: under the
+/// guard a missing program would otherwise only show as a plugin that exits before its hello.
+fn check_program(plugin: &str, program: &str) -> Result<(), SpawnError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |problem: String| SpawnError::BadProgram {
+        plugin: plugin.to_string(),
+        problem,
+    };
+    if program.is_empty() {
+        return Err(bad("the command is empty".into()));
+    }
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = Path::new(program);
+        return match path.metadata() {
+            Err(e) => Err(bad(format!("`{program}` cannot be used: {e}"))),
+            Ok(_) if !executable(path) => Err(bad(format!(
+                "`{program}` is not an executable file (chmod +x it, or name its interpreter first, e.g. [python3, {program}])"
+            ))),
+            Ok(_) => Ok(()),
+        };
+    }
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(bad(format!("program `{program}` not found on PATH")))
+    }
 }
 
 fn find_builtin(name: &str, plugin_dir: Option<&Path>) -> Result<PathBuf, SpawnError> {
@@ -133,6 +179,34 @@ pub struct Process {
     pub stdout: ChildStdout,
 }
 
+/// Environment variables a plugin inherits from hamper. Everything else (the database URL, the
+/// IRC password, other configuration) stays with the supervisor: a plugin gets its settings in
+/// the host's hello, and extra variables only through `env` in its entry.
+const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "NODE_PATH",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+fn inherited_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars().filter(|(k, _)| INHERITED.contains(&k.as_str()) || k.starts_with("LC_"))
+}
+
 /// Starts a plugin in a new process group, with stderr drained into the log.
 ///
 /// With `guard`, the plugin runs under `guard __guard -- argv…`: a small `hamper` process that
@@ -156,6 +230,8 @@ pub fn spawn(name: &str, launch: &Launch, guard: Option<&Path>) -> Result<Proces
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true)
+        .env_clear()
+        .envs(inherited_env())
         .env("HAMPER_PLUGIN_NAME", name)
         .env(
             "HAMPER_PROTOCOL_VERSION",
@@ -332,13 +408,37 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_or_unusable_program_is_a_permanent_error_naming_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("plugin.py");
+        std::fs::write(&script, "print()").expect("write");
+        let cases = [
+            (vec!["no-such-program-xyz".to_string()], "not found on PATH"),
+            (vec!["/nonexistent/prog".to_string()], "cannot be used"),
+            (vec![script.display().to_string()], "not an executable file"),
+            (vec![String::new()], "empty"),
+        ];
+        for (cmd, problem) in cases {
+            let mut spec = PluginSpec::named("weather");
+            spec.command = Some(cmd.clone());
+            let err = resolve(&spec, None).expect_err("bad program");
+            let text = err.to_string();
+            assert!(
+                text.contains(problem) && text.contains("fix `command`"),
+                "{cmd:?}: {text}"
+            );
+            assert!(err.is_permanent());
+        }
+    }
+
+    #[test]
     fn a_configured_command_takes_args_and_env() {
         let mut spec = PluginSpec::named("weather");
-        spec.command = Some(vec!["python3".into(), "w.py".into()]);
+        spec.command = Some(vec!["sh".into(), "w.py".into()]);
         spec.args = vec!["--metric".into()];
         spec.env.insert("UNITS".into(), "si".into());
         let launch = resolve(&spec, None).expect("resolve");
-        assert_eq!(launch.argv, ["python3", "w.py", "--metric"]);
+        assert_eq!(launch.argv, ["sh", "w.py", "--metric"]);
         assert_eq!(launch.env, [("UNITS".to_string(), "si".to_string())]);
     }
 

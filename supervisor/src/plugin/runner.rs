@@ -230,6 +230,10 @@ impl Runner {
     }
 
     async fn run_once(&mut self) -> End {
+        // What was queued for the previous process is stale for the new one.
+        while self.inbox.try_recv().is_ok() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
         self.set_status(|s| {
             s.state = State::Starting;
             s.generation += 1;
