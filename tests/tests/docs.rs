@@ -4,12 +4,12 @@
 //!   types, and has no field those types would ignore), and the reference covers every message
 //!   type, request method, error code and subscription;
 //! - every JSON and YAML block in every document parses, and every `# file: hamper.conf` example
-//!   passes `hamper check-config`;
+//!   passes `hamper check-config` without a warning;
 //! - the worked Python and shell plugins run under `hamper console` and `hamper plugin`, and say
 //!   exactly what their transcripts in the documentation say; the shell plugin writes valid JSON
 //!   whatever it is fed;
-//! - the conversations shown in `docs/plugins.md` and the errors shown in `docs/config.md` are
-//!   what the bot prints.
+//! - the conversations shown in `docs/plugins.md` and the errors and warnings shown in
+//!   `docs/config.md` are what the bot prints.
 
 // Test helpers outside `#[test]` functions panic on purpose, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -387,6 +387,12 @@ fn hamper_conf_examples_pass_check_config() {
                 block.line,
                 String::from_utf8_lossy(&out.stderr)
             );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("warning:"),
+                "{name}:{}: check-config warns about the example:\n{stderr}",
+                block.line
+            );
             checked += 1;
         }
     }
@@ -424,6 +430,33 @@ fn config_error_transcripts_are_what_hamper_prints() {
     assert_eq!(
         stderr_lines(&out),
         transcript_after_command(&doc, "is a YAML comment")
+    );
+
+    let sb = Sandbox::new();
+    let out = sb
+        .hamper()
+        .arg("check-config")
+        .env("channels", "#hamper,#secret")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "channels='#hamper,#secret'")
+    );
+
+    let sb = Sandbox::new();
+    sb.write_config("server: irc.libera.chat\nnicknmae: my_hamper\nweather:\n  city: Oslo\n");
+    let out = sb.hamper().arg("check-config").output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "did you mean")
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("weather:\n  city: Oslo"),
+        "the unknown key is kept as a section:\n{shown}"
     );
 
     let sb = Sandbox::new();
