@@ -418,12 +418,13 @@ impl Config {
             if KNOWN_KEYS.contains(&key.as_str()) || sections.contains_key(key) {
                 continue;
             }
-            let hint = match KNOWN_KEYS.iter().find(|k| edit_distance(k, key) <= 2) {
+            let near = |k: &&&str| key.len() >= 4 && edit_distance(k, key) <= 2;
+            let hint = match KNOWN_KEYS.iter().find(near) {
                 Some(k) => format!("; did you mean `{k}`?"),
                 None => String::new(),
             };
             warnings.push(format!(
-                "`{key}` is not a hamper setting and no configured plugin has that name, so it is ignored{hint}"
+                "`{key}` is not a hamper setting and no configured plugin has that name, so nothing uses it (it is kept as a section for a plugin of that name){hint}"
             ));
             sections.insert(key.clone(), value.clone());
         }

@@ -94,6 +94,47 @@ fn plugins_do_not_inherit_the_bots_secrets() {
 }
 
 #[test]
+fn the_plugin_listed_first_wins_a_command_however_slow_it_starts() {
+    let sandbox = Sandbox::new();
+    let bad = bin("hamper-misbehave");
+    sandbox.write_config(&format!(
+        "plugins:\n  - name: slow\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: slow-hello}}\n  - name: fast\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: behave}}\n",
+        bad.display()
+    ));
+    let mut cmd = sandbox.hamper();
+    cmd.arg("console");
+    let mut s = Session::start(cmd);
+    s.ask("!bad env HAMPER_PLUGIN_NAME", "HAMPER_PLUGIN_NAME=slow");
+    let log = s.stderr_text();
+    assert!(
+        log.contains("command already claimed by another plugin") && log.contains("owner=slow"),
+        "the refusal names both plugins:\n{log}"
+    );
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn an_sdk_plugin_whose_start_fails_exits_and_is_marked_failed() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config("plugins: [karma, sed]\nsed:\n  only-directed: maybe\n");
+    let mut cmd = sandbox.hamper();
+    cmd.arg("console");
+    let mut s = Session::start(cmd);
+    // Nothing is typed while waiting: a plugin stuck after its failed start would only notice
+    // the next line the host sends it, and the console's own lines would hide the bug.
+    wait_for(Duration::from_secs(30), "sed to be marked failed", || {
+        s.stderr_text().contains("too many crashes").then_some(())
+    });
+    s.ask("!plugins", "sed: failed");
+    assert!(
+        s.stderr_text().contains("only-directed"),
+        "the reason reaches the log"
+    );
+    karma_still_answers(&mut s, "lime");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
 fn garbage_lines_are_counted_and_a_flood_counts_as_a_crash() {
     let (_sb, mut s) = with_misbehaving("behave", "");
     s.ask("!bad spew 3", "spewed 3");

@@ -109,11 +109,18 @@ impl PluginHandle {
         }
         let inbox = self.inbox.clone();
         let name = self.name.clone();
+        let status = self.status.clone();
         tokio::spawn(async move {
-            let sent =
-                tokio::time::timeout(std::time::Duration::from_secs(30), inbox.send(msg)).await;
-            if !matches!(sent, Ok(Ok(()))) {
+            let permit =
+                tokio::time::timeout(std::time::Duration::from_secs(30), inbox.reserve()).await;
+            let Ok(Ok(permit)) = permit else {
                 tracing::warn!(plugin = %name, "could not deliver a response; plugin not reading");
+                return;
+            };
+            // Checked again after the wait for room: the plugin may have been restarted.
+            let current = status.lock().unwrap_or_else(|p| p.into_inner()).generation;
+            if current == generation {
+                permit.send(msg);
             }
         });
     }
