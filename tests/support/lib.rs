@@ -368,3 +368,33 @@ impl Session {
         }
     }
 }
+
+/// Gives `name` 25 karma in a console on `db` (the default SQLite file when `None`), waiting
+/// for the bot to acknowledge each point, then kills the bot with SIGKILL. Returns what a fresh
+/// console then says about `name`: every acknowledged point must be there.
+pub fn acknowledged_karma_after_kill9(sb: &Sandbox, db: Option<&str>, name: &str) -> Vec<String> {
+    let with_db = |cmd: &mut Command| {
+        cmd.arg("console");
+        if let Some(db) = db {
+            cmd.env("DATABASE_URL", db);
+        }
+    };
+    let mut cmd = sb.hamper();
+    with_db(&mut cmd);
+    let mut s = Session::start(cmd);
+    for i in 1..=25 {
+        s.send(&format!("{name}++"));
+        let points = if i == 1 {
+            "1 point".to_string()
+        } else {
+            format!("{i} points")
+        };
+        s.ask(&format!("!karma {name}"), &format!("{name} has {points}"));
+    }
+    s.kill9();
+    let mut cmd = sb.hamper();
+    with_db(&mut cmd);
+    let out = run_with_input(cmd, &format!("!karma {name}\n"));
+    assert_success(&out);
+    stdout_lines(&out)
+}

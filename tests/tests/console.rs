@@ -3,7 +3,7 @@
 // Helpers outside #[test] functions fail the test by panicking, like the tests themselves.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use hamper_tests::{assert_success, stdout_lines, Sandbox, Session};
+use hamper_tests::{assert_success, stdout_lines, Sandbox};
 
 fn transcript(sandbox: &Sandbox, args: &[&str], script: &str) -> Vec<String> {
     let out = sandbox.console(args, script);
@@ -177,20 +177,7 @@ fn counts_survive_a_restart() {
 #[test]
 fn kill_9_loses_no_acknowledged_write() {
     let sb = Sandbox::new();
-    let mut cmd = sb.hamper();
-    cmd.arg("console");
-    let mut s = Session::start(cmd);
-    for i in 1..=25 {
-        s.send("counted++");
-        let want = if i == 1 {
-            "1 point".to_string()
-        } else {
-            format!("{i} points")
-        };
-        s.ask("!karma counted", &format!("counted has {want}"));
-    }
-    s.kill9();
-    let lines = transcript(&sb, &[], "!karma counted\n");
+    let lines = hamper_tests::acknowledged_karma_after_kill9(&sb, None, "counted");
     assert_eq!(lines, ["<hamper> counted has 25 points"]);
 }
 

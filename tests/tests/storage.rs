@@ -103,16 +103,21 @@ INSERT INTO karmastats (id, giver, receiver, kcount, datetime) VALUES \
 (1, 'bob', 'alice', 1, '2018-01-01 10:00:00'), (2, 'alice', 'bob', -1, '2018-01-01 11:00:00'), \
 (3, 'c', 'dave', 3, '2018-01-02 12:00:00');";
 
-fn import(sb: &Sandbox, from: &str) {
-    let out = sb
-        .hamper()
-        .args(["import-hamper", "--from", from])
-        .output()
-        .expect("run");
-    assert_success(&out);
-}
-
-fn expected_totals(lines: &[String]) {
+/// Imports from `from` twice (the second run must change nothing) and checks the totals.
+fn import_twice_and_check(sb: &Sandbox, from: &str) {
+    for _ in 0..2 {
+        let out = sb
+            .hamper()
+            .args(["import-hamper", "--from", from])
+            .output()
+            .expect("run");
+        assert_success(&out);
+    }
+    let lines = console_with_db(
+        sb,
+        "sqlite:hamper.db",
+        "!karma alice\n!karma bob\n!karma c\n!karma dave\n",
+    );
     assert_eq!(
         lines,
         [
@@ -138,14 +143,7 @@ fn import_from_an_original_sqlite_database_twice() {
         .status()
         .expect("python3");
     assert!(status.success());
-    import(&sb, "sqlite:///original.db");
-    import(&sb, "sqlite:///original.db");
-    let lines = console_with_db(
-        &sb,
-        "sqlite:hamper.db",
-        "!karma alice\n!karma bob\n!karma c\n!karma dave\n",
-    );
-    expected_totals(&lines);
+    import_twice_and_check(&sb, "sqlite:///original.db");
 }
 
 #[test]
@@ -160,14 +158,7 @@ fn import_from_an_original_postgres_database() {
     );
     schema.psql(ORIGINAL_ROWS);
     let sb = Sandbox::new();
-    import(&sb, &schema.url());
-    import(&sb, &schema.url());
-    let lines = console_with_db(
-        &sb,
-        "sqlite:hamper.db",
-        "!karma alice\n!karma bob\n!karma c\n!karma dave\n",
-    );
-    expected_totals(&lines);
+    import_twice_and_check(&sb, &schema.url());
 }
 
 #[test]
@@ -176,19 +167,6 @@ fn kill_9_loses_no_acknowledged_write_on_postgres() {
         return;
     };
     let sb = Sandbox::new();
-    let mut cmd = sb.hamper();
-    cmd.arg("console").env("DATABASE_URL", schema.url());
-    let mut s = Session::start(cmd);
-    for i in 1..=25 {
-        s.send("durable++");
-        let want = if i == 1 {
-            "1 point".to_string()
-        } else {
-            format!("{i} points")
-        };
-        s.ask("!karma durable", &format!("durable has {want}"));
-    }
-    s.kill9();
-    let lines = console_with_db(&sb, &schema.url(), "!karma durable\n");
+    let lines = hamper_tests::acknowledged_karma_after_kill9(&sb, Some(&schema.url()), "durable");
     assert_eq!(lines, ["<hamper> durable has 25 points"]);
 }
