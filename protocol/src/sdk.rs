@@ -336,10 +336,24 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<FromPlugin>();
+    let (done_tx, mut done_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
         let mut sink = FramedWrite::new(output, NdjsonCodec::<ToPlugin, FromPlugin>::default());
-        while let Some(msg) = out_rx.recv().await {
-            sink.send(msg).await?;
+        loop {
+            tokio::select! {
+                msg = out_rx.recv() => match msg {
+                    Some(msg) => sink.send(msg).await?,
+                    None => break,
+                },
+                // The plugin is done even if a task it spawned still holds a `Context`: write
+                // what is queued and stop.
+                _ = &mut done_rx => {
+                    while let Ok(msg) = out_rx.try_recv() {
+                        sink.send(msg).await?;
+                    }
+                    break;
+                }
+            }
         }
         Ok::<_, std::io::Error>(())
     });
@@ -360,6 +374,7 @@ where
     let result = serve_events(&mut plugin, &ctx, &mut event_rx).await;
     reader.abort();
     drop(ctx);
+    let _ = done_tx.send(());
     // Flush what the handler sent; a closed stdout is not worth reporting at exit.
     let _ = writer.await;
     result

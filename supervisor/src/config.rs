@@ -800,7 +800,7 @@ fn parse_plugin_entry(
                 None => errors.push(KeyError::new(&here, "is not a list", "write grants: [join, part]")),
             },
             "handshake_timeout" | "ping_interval" | "ping_timeout" | "restart_window" => {
-                match value.as_f64().filter(|s| *s > 0.0 && *s < 86_400.0) {
+                match value.as_f64().filter(|s| *s >= 0.01 && *s < 86_400.0) {
                     Some(secs) => {
                         let d = Duration::from_secs_f64(secs);
                         match key.as_str() {
@@ -810,7 +810,7 @@ fn parse_plugin_entry(
                             _ => spec.limits.restart_window = d,
                         }
                     }
-                    None => errors.push(KeyError::new(&here, &format!("`{}` is not a number of seconds", show(value)), "write a positive number of seconds, e.g. 10 or 0.5")),
+                    None => errors.push(KeyError::new(&here, &format!("`{}` is not a usable number of seconds", show(value)), "write a number of seconds from 0.01 to 86400, e.g. 10 or 0.5")),
                 }
             }
             "max_restarts" | "inbox" => match value.as_u64().filter(|n| *n >= 1 && *n <= 100_000) {
@@ -931,8 +931,10 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
+    // The user information ends at the last `@`; a password may hold `/`, `?` or `#`.
+    let path_from = rest.rfind('@').unwrap_or(0);
+    let (authority, tail) = match rest[path_from..].find('/') {
+        Some(i) => rest.split_at(path_from + i),
         None => (rest, ""),
     };
     match authority.rsplit_once('@') {
@@ -1137,6 +1139,14 @@ mod tests {
             ("postgres://u@h/d", "postgres://u@h/d"),
             ("postgres://u:p@h/d", "postgres://u:********@h/d"),
             ("postgresql://u:p@ss@h:1/d", "postgresql://u:********@h:1/d"),
+            (
+                "postgres://user:pa/ss@db.example.org/hamper",
+                "postgres://user:********@db.example.org/hamper",
+            ),
+            (
+                "postgres://user:p?w#x@h/d?sslmode=require",
+                "postgres://user:********@h/d?sslmode=require",
+            ),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want);

@@ -106,8 +106,15 @@ where
         .await;
 
     let mut nick = options.nick.clone();
-    let mut lines = input.lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut input = input;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw).await? == 0 {
+            break;
+        }
+        // Whatever the terminal or script sends, a line that is not UTF-8 is still a line.
+        let line = String::from_utf8_lossy(&raw);
         let (target, text, action) = match parse_input(&line) {
             Input::Nothing => continue,
             Input::Problem(p) => {

@@ -102,13 +102,14 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(msg) = runners.recv() => router.on_runner(msg).await,
-            // Network events before control: a frontend that sends an event and then asks for
-            // a sync must have the event routed first.
+            // Network events before plugin output, so that a plugin writing without pause
+            // cannot starve the connection; and before control, so that a frontend that sends
+            // an event and then asks for a sync has the event routed first.
             event = net_in.recv() => match event {
                 Some(event) => router.on_inbound(event).await,
                 None => break,
             },
+            Some(msg) = runners.recv() => router.on_runner(msg).await,
             Some(c) = ctl.recv() => router.on_ctl(c),
         }
     }
@@ -226,7 +227,11 @@ impl Router {
                 }
                 self.finish_syncs();
             }
-            FromRunner::Output { plugin, msg } => self.on_output(plugin, msg).await,
+            FromRunner::Output {
+                plugin,
+                generation,
+                msg,
+            } => self.on_output(plugin, generation, msg).await,
         }
     }
 
@@ -581,7 +586,7 @@ impl Router {
         }
     }
 
-    async fn on_output(&mut self, plugin: usize, msg: FromPlugin) {
+    async fn on_output(&mut self, plugin: usize, generation: u64, msg: FromPlugin) {
         let name = self.plugins[plugin].name.clone();
         let config = self.config.clone();
         let granted = |g: Grant| config.plugins.get(plugin).is_some_and(|s| s.has(g));
@@ -660,7 +665,7 @@ impl Router {
                 }
                 self.send_out(Outbound::Raw(r.line)).await;
             }
-            FromPlugin::Request(req) => self.on_request(plugin, req),
+            FromPlugin::Request(req) => self.on_request(plugin, generation, req),
             FromPlugin::Hello(_) | FromPlugin::Pong(_) => {}
         }
     }
@@ -687,10 +692,10 @@ impl Router {
         .await;
     }
 
-    fn on_request(&mut self, plugin: usize, req: Request) {
+    fn on_request(&mut self, plugin: usize, generation: u64, req: Request) {
         let handle = self.plugins[plugin].clone();
-        let generation = handle.generation();
         let respond = move |h: &PluginHandle, outcome: Outcome| {
+            let outcome = fit_line(outcome);
             h.deliver_response(
                 ToPlugin::Response(Response {
                     id: req.id,
@@ -774,6 +779,29 @@ impl Router {
     }
 }
 
+/// A result too big for one protocol line becomes a `too_large` error: sent as it is, the line
+/// would be refused by the plugin and the request would never be answered.
+fn fit_line(outcome: Outcome) -> Outcome {
+    // Room for the response's own fields around the result.
+    const ENVELOPE: usize = 256;
+    match &outcome {
+        Outcome::Result(value) => {
+            let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+            if size + ENVELOPE > hamper_protocol::MAX_LINE_BYTES {
+                return error(
+                    ErrorCode::TooLarge,
+                    &format!(
+                        "the result ({size} bytes) does not fit in one protocol line ({} bytes)",
+                        hamper_protocol::MAX_LINE_BYTES
+                    ),
+                );
+            }
+            outcome
+        }
+        Outcome::Error(_) => outcome,
+    }
+}
+
 fn error(code: ErrorCode, message: &str) -> Outcome {
     Outcome::Error(ErrorBody {
         code,
@@ -803,6 +831,19 @@ mod tests {
         for bad in ["", "#a b", "#c\r\nQUIT", "a,b", ":x", "x\u{0}", "#c\u{7}"] {
             assert!(!valid_word(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn results_too_big_for_a_line_become_too_large() {
+        let small = Outcome::Result(serde_json::json!({"value": 1}));
+        assert_eq!(fit_line(small.clone()), small);
+        let big = Outcome::Result(
+            serde_json::json!({"help": "x".repeat(hamper_protocol::MAX_LINE_BYTES)}),
+        );
+        let Outcome::Error(e) = fit_line(big) else {
+            panic!("not refused")
+        };
+        assert_eq!(e.code, ErrorCode::TooLarge);
     }
 
     #[test]

@@ -114,15 +114,15 @@ impl Sandbox {
 }
 
 /// Runs `cmd` with `input` on stdin and waits (at most two minutes) for it to exit.
-pub fn run_with_input(mut cmd: Command, input: &str) -> Output {
+pub fn run_with_input(mut cmd: Command, input: impl AsRef<[u8]>) -> Output {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
+    let input = input.as_ref().to_vec();
     let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.write_all(&input);
     });
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -394,7 +394,7 @@ pub fn acknowledged_karma_after_kill9(sb: &Sandbox, db: Option<&str>, name: &str
     s.kill9();
     let mut cmd = sb.hamper();
     with_db(&mut cmd);
-    let out = run_with_input(cmd, &format!("!karma {name}\n"));
+    let out = run_with_input(cmd, format!("!karma {name}\n"));
     assert_success(&out);
     stdout_lines(&out)
 }

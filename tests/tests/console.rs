@@ -182,6 +182,16 @@ fn kill_9_loses_no_acknowledged_write() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_is_still_a_line() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.hamper();
+    cmd.arg("console");
+    let out = hamper_tests::run_with_input(cmd, b"caf\xe9++\n!karma caf\xef\xbf\xbd\n".as_slice());
+    assert_success(&out);
+    assert_eq!(stdout_lines(&out), ["<hamper> caf\u{fffd} has 1 point"]);
+}
+
+#[test]
 fn end_of_input_exits_cleanly_even_with_no_input() {
     let sb = Sandbox::new();
     let out = sb.console(&[], "");

@@ -77,6 +77,38 @@ fn registration_nickserv_keyed_join_ping_hostile_lines_and_quit() {
 }
 
 #[test]
+fn a_plugin_writing_without_pause_cannot_freeze_the_connection() {
+    let bad = hamper_tests::bin("hamper-misbehave");
+    let plugins = format!(
+        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: behave}}}}]",
+        bad.display()
+    );
+    let (_sb, bot, mut peer) = bot_and_peer(&[
+        ("nickname", "hb"),
+        ("password", ""),
+        ("plugins", &plugins),
+        ("RUST_LOG", "info"),
+    ]);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad flood");
+    peer.expect(T, "the flood", |l| l == "PRIVMSG #keyed flood");
+    // Far more server lines than the bot's queues hold, while the plugin writes without pause.
+    for i in 0..3000 {
+        peer.send_bytes(format!(":eve!e@h PRIVMSG #keyed :chatter {i}").as_bytes());
+    }
+    for token in ["one", "two", "three"] {
+        peer.send_bytes(format!("PING :{token}").as_bytes());
+        peer.expect(T, "a PONG during the flood", |l| {
+            l == format!("PONG {token}")
+        });
+    }
+    let status = bot.terminate(Duration::from_secs(30));
+    assert!(status.success(), "SIGTERM still stops the bot: {status:?}");
+}
+
+#[test]
 fn secrets_never_reach_the_log() {
     let (_sb, bot, mut peer) = bot_and_peer(&[("DATABASE_URL", "sqlite:hamper.db")]);
     peer.expect(T, "USER", |l| l.starts_with("USER "));

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::codec::IrcLineCodec;
 use super::message::{build, parse, split_source, IrcMessage};
-use super::outbound::render;
+use super::outbound::{render, MAX_PIECES};
 use crate::chat::{Inbound, Outbound, Source};
 use crate::config::{ChannelSpec, Config, Secret};
 use crate::plugin::restart::Backoff;
@@ -36,6 +36,8 @@ const BURST: u32 = 5;
 const PACE: Duration = Duration::from_millis(500);
 /// Lines waiting to be sent before new ones are dropped.
 const MAX_QUEUE: usize = 500;
+/// How long a registered session must last before a reconnect starts the backoff afresh.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for NickServ to confirm the password before joining anyway.
 const NICKSERV_WAIT: Duration = Duration::from_secs(10);
 
@@ -84,7 +86,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 enum End {
     Shutdown,
-    Lost { reason: String, registered: bool },
+    /// The connection ended; `stable` when it had been registered long enough that the next
+    /// attempt starts the backoff from the beginning.
+    Lost {
+        reason: String,
+        stable: bool,
+    },
 }
 
 /// Runs the connection until `shutdown`, reconnecting whenever it is lost.
@@ -98,15 +105,13 @@ pub async fn run(
     loop {
         // The session watches `shutdown` itself, so that it can say QUIT before it ends.
         let end = session(&settings, &net_in, &mut net_out, &shutdown).await;
-        let End::Lost { reason, registered } = end else {
+        let End::Lost { reason, stable } = end else {
             return;
         };
-        let _ = net_in
-            .send(Inbound::Disconnected {
-                reason: reason.clone(),
-            })
-            .await;
-        failures = if registered { 1 } else { failures + 1 };
+        let _ = net_in.try_send(Inbound::Disconnected {
+            reason: reason.clone(),
+        });
+        failures = if stable { 1 } else { failures + 1 };
         let delay = settings.backoff.delay(failures);
         warn!(server = %settings.server, %reason, retry_in_s = delay.as_secs_f64(), "irc connection lost; reconnecting");
         let wait = tokio::time::sleep(delay);
@@ -131,16 +136,21 @@ pub async fn run(
 
 async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
     let addr = (settings.server.as_str(), settings.port);
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    let connect = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        if settings.ssl {
+            let tls = super::tls::connect(tcp, &settings.server, settings.ssl_verify).await?;
+            Ok::<Box<dyn Io>, std::io::Error>(Box::new(tls))
+        } else {
+            Ok(Box::new(tcp) as Box<dyn Io>)
+        }
+    };
+    // One deadline for TCP and TLS together: a server that accepts and then says nothing must
+    // not keep the bot offline.
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    tcp.set_nodelay(true)?;
-    if settings.ssl {
-        let tls = super::tls::connect(tcp, &settings.server, settings.ssl_verify).await?;
-        Ok(Box::new(tls))
-    } else {
-        Ok(Box::new(tcp))
-    }
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
 enum Queued {
@@ -160,6 +170,12 @@ struct Session<'a> {
     nick_tries: u32,
     /// While identifying with NickServ: when to stop waiting and join anyway.
     nickserv_until: Option<Instant>,
+    /// Incoming events dropped because the router was behind.
+    dropped_in: u64,
+    /// Outgoing lines dropped because the send queue was full.
+    dropped_out: u64,
+    /// When the connection was made.
+    started: Instant,
 }
 
 async fn session(
@@ -181,7 +197,7 @@ async fn session(
                     "cannot connect to {}:{}: {err}",
                     settings.server, settings.port
                 ),
-                registered: false,
+                stable: false,
             }
         }
     };
@@ -197,6 +213,9 @@ async fn session(
         urgent: Vec::new(),
         nick_tries: 0,
         nickserv_until: None,
+        dropped_in: 0,
+        dropped_out: 0,
+        started: Instant::now(),
     };
     if let Some(pass) = &settings.password {
         s.urgent.push(format!("PASS {}", pass.expose()));
@@ -204,17 +223,16 @@ async fn session(
     s.urgent.push(format!("NICK {}", s.nick));
     s.urgent
         .push(format!("USER {} 0 * :hamper IRC bot", s.nick));
-    let started = Instant::now();
     let mut last_rx = Instant::now();
     let mut our_ping: Option<Instant> = None;
     let mut keepalive = tokio::time::interval(Duration::from_secs(5));
 
     loop {
-        for line in s.urgent.drain(..) {
+        for line in std::mem::take(&mut s.urgent) {
             if let Err(err) = framed.send(line).await {
                 return End::Lost {
                     reason: format!("write failed: {err}"),
-                    registered: s.registered,
+                    stable: s.stable(),
                 };
             }
         }
@@ -235,14 +253,14 @@ async fn session(
                 return End::Shutdown;
             }
             line = framed.next() => match line {
-                None => return End::Lost { reason: "the server closed the connection".into(), registered: s.registered },
-                Some(Err(err)) => return End::Lost { reason: format!("read failed: {err}"), registered: s.registered },
+                None => return End::Lost { reason: "the server closed the connection".into(), stable: s.stable() },
+                Some(Err(err)) => return End::Lost { reason: format!("read failed: {err}"), stable: s.stable() },
                 Some(Ok(line)) => {
                     last_rx = Instant::now();
                     our_ping = None;
                     if let Some(msg) = parse(&line) {
                         if let Some(reason) = s.on_line(msg).await {
-                            return End::Lost { reason, registered: s.registered };
+                            return End::Lost { reason, stable: s.stable() };
                         }
                     }
                 }
@@ -255,7 +273,7 @@ async fn session(
                 s.refill();
                 if let Some(line) = s.pop_line() {
                     if let Err(err) = framed.send(line).await {
-                        return End::Lost { reason: format!("write failed: {err}"), registered: s.registered };
+                        return End::Lost { reason: format!("write failed: {err}"), stable: s.stable() };
                     }
                 }
             }
@@ -265,12 +283,12 @@ async fn session(
             }
             _ = keepalive.tick() => {
                 let now = Instant::now();
-                if !s.registered && now.duration_since(started) > REGISTER_TIMEOUT {
-                    return End::Lost { reason: "registration timed out".into(), registered: false };
+                if !s.registered && now.duration_since(s.started) > REGISTER_TIMEOUT {
+                    return End::Lost { reason: "registration timed out".into(), stable: false };
                 }
                 match our_ping {
                     Some(sent) if now.duration_since(sent) > PING_TIMEOUT => {
-                        return End::Lost { reason: format!("no reply from the server for {}s", (IDLE_BEFORE_PING + PING_TIMEOUT).as_secs()), registered: s.registered };
+                        return End::Lost { reason: format!("no reply from the server for {}s", (IDLE_BEFORE_PING + PING_TIMEOUT).as_secs()), stable: s.stable() };
                     }
                     None if now.duration_since(last_rx) > IDLE_BEFORE_PING => {
                         our_ping = Some(now);
@@ -284,6 +302,12 @@ async fn session(
 }
 
 impl Session<'_> {
+    /// Whether the session registered and stayed up long enough to count as a success: a server
+    /// that accepts the bot and then drops it at once should see the backoff grow, not reset.
+    fn stable(&self) -> bool {
+        self.registered && self.started.elapsed() >= STABLE_AFTER
+    }
+
     fn refill(&mut self) {
         let now = Instant::now();
         while self.tokens < BURST && now >= self.next_token {
@@ -321,21 +345,50 @@ impl Session<'_> {
             return;
         }
         match render(&out, &self.nick) {
-            Ok(lines) => {
-                for line in lines {
-                    if self.queue.len() >= MAX_QUEUE {
-                        warn!(max = MAX_QUEUE, "send queue full; dropping a line");
-                        break;
-                    }
-                    self.queue.push_back(Queued::Line(line));
+            Ok(rendered) => {
+                if rendered.cut > 0 {
+                    warn!(
+                        pieces = rendered.cut,
+                        "a line too long for {MAX_PIECES} messages was cut"
+                    );
+                }
+                for line in rendered.lines {
+                    self.push_line(line);
                 }
             }
             Err(err) => warn!(error = %err, "refused to send a malformed line"),
         }
     }
 
-    async fn emit(&self, event: Inbound) {
-        let _ = self.net_in.send(event).await;
+    /// Queues one wire line, unless the queue is full (then it is dropped and counted).
+    fn push_line(&mut self, line: String) {
+        if self.queue.len() >= MAX_QUEUE {
+            self.dropped_out += 1;
+            if self.dropped_out == 1 || self.dropped_out % 100 == 0 {
+                warn!(
+                    max = MAX_QUEUE,
+                    dropped = self.dropped_out,
+                    "send queue full; dropping lines"
+                );
+            }
+            return;
+        }
+        self.queue.push_back(Queued::Line(line));
+    }
+
+    /// Hands an event to the router without waiting: the connection must keep reading the
+    /// socket (and answering PING) whatever the rest of the bot is doing. A full queue drops the
+    /// event and counts it.
+    async fn emit(&mut self, event: Inbound) {
+        if self.net_in.try_send(event).is_err() {
+            self.dropped_in += 1;
+            if self.dropped_in == 1 || self.dropped_in % 100 == 0 {
+                warn!(
+                    dropped = self.dropped_in,
+                    "the bot is behind; dropping incoming events"
+                );
+            }
+        }
     }
 
     /// Handles one server line; returns a reason when the connection must end.
@@ -368,7 +421,7 @@ impl Session<'_> {
                             &["NickServ", &format!("IDENTIFY {}", pass.expose())],
                         );
                         if let Ok(line) = line {
-                            self.queue.push_back(Queued::Line(line));
+                            self.push_line(line);
                         }
                         self.nickserv_until = Some(Instant::now() + NICKSERV_WAIT);
                     }
@@ -380,8 +433,7 @@ impl Session<'_> {
                 if self.nick_tries > 8 {
                     return Some("no usable nick: every alternative was refused".into());
                 }
-                let base: String = self.settings.nickname.chars().take(24).collect();
-                self.nick = format!("{base}{}", "_".repeat(self.nick_tries as usize));
+                self.nick = alternative_nick(&self.settings.nickname, self.nick_tries);
                 warn!(nick = %self.nick, "nick refused; trying another");
                 self.urgent.push(format!("NICK {}", self.nick));
             }
@@ -503,9 +555,25 @@ impl Session<'_> {
 
     fn ctcp_reply(&mut self, nick: &str, body: &str) {
         let body: String = body.chars().filter(|c| !c.is_control()).collect();
-        if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
-            self.queue.push_back(Queued::Line(line));
+        // CTCP replies wait behind real output and are the first thing a full queue drops.
+        if self.queue.len() >= MAX_QUEUE / 2 {
+            return;
         }
+        if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
+            self.push_line(line);
+        }
+    }
+}
+
+/// The `tries`-th nick to try when the configured one is refused: `nick_`, `nick__`, then the
+/// first seven characters and two digits, which fits the common nine-character limit.
+fn alternative_nick(nick: &str, tries: u32) -> String {
+    if tries <= 2 {
+        let base: String = nick.chars().take(28).collect();
+        format!("{base}{}", "_".repeat(tries as usize))
+    } else {
+        let base: String = nick.chars().take(7).collect();
+        format!("{base}{:02}", (tries * 37) % 100)
     }
 }
 
@@ -523,5 +591,25 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternative_nicks_are_valid_distinct_and_fit_nine_characters_soon() {
+        let nicks: Vec<String> = (1..=8).map(|t| alternative_nick("hamperbot", t)).collect();
+        assert_eq!(nicks[0], "hamperbot_");
+        assert_eq!(nicks[1], "hamperbot__");
+        for n in &nicks {
+            assert!(crate::config::valid_nick(n), "{n}");
+        }
+        assert!(nicks[2..].iter().all(|n| n.len() <= 9), "{nicks:?}");
+        let mut unique = nicks.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), nicks.len(), "{nicks:?}");
     }
 }

@@ -47,12 +47,29 @@ pub fn split_bytes(text: &str, max: usize) -> Vec<&str> {
     out
 }
 
+/// The wire lines for one outbound command.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// Lines without CR LF, in order.
+    pub lines: Vec<String>,
+    /// Pieces of a long text beyond [`MAX_PIECES`] that were not sent.
+    pub cut: usize,
+}
+
 /// The wire lines (without CR LF) for one outbound command, or none if it is not for the wire.
-pub fn render(out: &Outbound, nick: &str) -> Result<Vec<String>, BuildError> {
-    let text_lines = |verb: &str, target: &str, text: &str, wrap: Option<(&str, &str)>| {
+pub fn render(out: &Outbound, nick: &str) -> Result<Rendered, BuildError> {
+    let mut cut = 0;
+    let lines = render_lines(out, nick, &mut cut)?;
+    Ok(Rendered { lines, cut })
+}
+
+fn render_lines(out: &Outbound, nick: &str, cut: &mut usize) -> Result<Vec<String>, BuildError> {
+    let mut text_lines = |verb: &str, target: &str, text: &str, wrap: Option<(&str, &str)>| {
         let extra = wrap.map_or(0, |(a, b)| a.len() + b.len());
         let budget = text_budget(nick, verb, target, extra);
-        split_bytes(text, budget)
+        let pieces = split_bytes(text, budget);
+        *cut += pieces.len().saturating_sub(MAX_PIECES);
+        pieces
             .into_iter()
             .take(MAX_PIECES)
             .map(|piece| {
@@ -115,7 +132,8 @@ mod tests {
                 },
                 nick,
             )
-            .expect("render");
+            .expect("render")
+            .lines;
             assert!(
                 lines.len() > 1 && lines.len() <= MAX_PIECES,
                 "{} pieces",
@@ -127,6 +145,20 @@ mod tests {
                 assert!(!line.contains(['\r', '\n']));
             }
         }
+    }
+
+    #[test]
+    fn text_beyond_the_piece_cap_is_counted() {
+        let r = render(
+            &Outbound::Privmsg {
+                target: "#c".into(),
+                text: "z".repeat(400 * (MAX_PIECES + 3)),
+            },
+            "hamper",
+        )
+        .expect("render");
+        assert_eq!(r.lines.len(), MAX_PIECES);
+        assert!(r.cut >= 3, "{}", r.cut);
     }
 
     #[test]
@@ -146,7 +178,8 @@ mod tests {
             },
             "hamper",
         )
-        .expect("render");
+        .expect("render")
+        .lines;
         assert_eq!(lines, ["PRIVMSG #c :\u{1}ACTION waves\u{1}"]);
     }
 
@@ -161,7 +194,7 @@ mod tests {
         ];
         for out in &sneaky {
             match render(out, "hamper") {
-                Ok(lines) => assert!(lines.iter().all(|l| !l.contains(['\r', '\n']))),
+                Ok(r) => assert!(r.lines.iter().all(|l| !l.contains(['\r', '\n']))),
                 Err(e) => assert_eq!(e, BuildError::LineBreak),
             }
         }
@@ -172,7 +205,8 @@ mod tests {
             },
             "hamper",
         )
-        .expect("render");
+        .expect("render")
+        .lines;
         assert_eq!(join, ["JOIN #cQUIT"]);
     }
 }

@@ -177,6 +177,8 @@ pub enum FromRunner {
     Output {
         /// Which plugin.
         plugin: usize,
+        /// Which of its processes (so a response never goes to a later one).
+        generation: u64,
         /// What it sent.
         msg: FromPlugin,
     },

@@ -144,6 +144,13 @@ impl Runner {
         &self.settings.spec.name
     }
 
+    fn generation(&self) -> u64 {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
+    }
+
     fn set_status(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -230,14 +237,15 @@ impl Runner {
     }
 
     async fn run_once(&mut self) -> End {
-        // What was queued for the previous process is stale for the new one.
-        while self.inbox.try_recv().is_ok() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        // The generation goes up first, so that a response for the previous process that is
+        // still on its way is refused from now on; then what was queued for it is dropped.
         self.set_status(|s| {
             s.state = State::Starting;
             s.generation += 1;
         });
+        while self.inbox.try_recv().is_ok() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
         let launch =
             match process::resolve(&self.settings.spec, self.settings.plugin_dir.as_deref()) {
                 Ok(launch) => launch,
@@ -248,7 +256,7 @@ impl Runner {
             Err(err) if err.is_permanent() => return End::Permanent(err.to_string()),
             Err(err) => return End::Crashed(err.to_string()),
         };
-        let generation = self.status.lock().map(|s| s.generation).unwrap_or(0);
+        let generation = self.generation();
         let span =
             tracing::info_span!("plugin", name = %self.name(), pid = process.pid, generation);
         self.supervise(process, &launch).instrument(span).await
@@ -384,6 +392,7 @@ impl Runner {
             .router
             .send(FromRunner::Output {
                 plugin: self.settings.index,
+                generation: self.generation(),
                 msg,
             })
             .await;
@@ -401,6 +410,7 @@ impl Runner {
         let trace = self.settings.trace;
         let name = self.settings.spec.name.clone();
         let index = self.settings.index;
+        let generation = self.generation();
         let inbox = &mut self.inbox;
         let writer = async move {
             let mut sink = sink;
@@ -474,7 +484,7 @@ impl Runner {
                             }
                             FromPlugin::Hello(_) => warn!("plugin sent a second hello; ignored"),
                             other => {
-                                let _ = self.router.send(FromRunner::Output { plugin: index, msg: other }).await;
+                                let _ = self.router.send(FromRunner::Output { plugin: index, generation, msg: other }).await;
                             }
                         }
                     }
