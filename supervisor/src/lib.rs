@@ -56,7 +56,7 @@ pub enum RunError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     /// The database could not be opened.
-    #[error("failed to open the database {db}: {source}")]
+    #[error("failed to open the database {db}: {source}; fix: make sure hamper can create or write it (for SQLite, a writable working directory), or set `db` / DATABASE_URL")]
     Storage {
         /// The redacted URL.
         db: String,
@@ -189,7 +189,9 @@ async fn open_storage(
             info!(db = %storage.describe(), "storage ready");
             Ok(Some(storage))
         }
-        Err(err) if err.is_unavailable() => {
+        // Only a server can come back by itself; a SQLite file that cannot be opened (a
+        // read-only folder, a bad path) needs the operator, so that is an error at once.
+        Err(err) if err.is_unavailable() && url.starts_with("postgres") => {
             warn!(db = %shown, error = %err, "database unavailable at start; retrying in the background");
             tokio::spawn(async move {
                 let backoff = plugin::restart::Backoff {
