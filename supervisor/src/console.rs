@@ -147,6 +147,7 @@ where
         }
         sync(&router).await;
     }
+    // Also covers what plugins said about the start (the bot's join), when no line was typed.
     sync(&router).await;
     drop(net_in);
     printer.abort();

@@ -7,17 +7,30 @@ use std::time::Duration;
 
 use hamper_tests::{bin, pid_in, procs, wait_for, Sandbox, Session};
 
-/// A sandbox whose config runs karma beside one misbehaving plugin.
-fn with_misbehaving(mode: &str, extra: &str) -> (Sandbox, Session) {
-    let sandbox = Sandbox::new();
-    sandbox.write_config(&format!(
-        "plugins:\n  - karma\n  - name: bad\n    command: [\"{}\"]\n    env: {{MISBEHAVE: \"{mode}\"}}\n{extra}",
+/// A `plugins:` list item running the misbehaving fixture as `name`, with `env` (YAML mapping
+/// entries such as `MISBEHAVE: stubborn`).
+fn misbehaving(name: &str, env: &str) -> String {
+    format!(
+        "  - name: {name}\n    command: [\"{}\"]\n    env: {{{env}}}\n",
         bin("hamper-misbehave").display()
-    ));
+    )
+}
+
+/// `hamper console` in a fresh sandbox with `config` as its hamper.conf and `env` set.
+fn console_with(config: &str, env: &[(&str, &str)]) -> (Sandbox, Session) {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(config);
     let mut cmd = sandbox.hamper();
-    cmd.arg("console");
+    cmd.arg("console").envs(env.iter().copied());
     let session = Session::start(cmd);
     (sandbox, session)
+}
+
+/// A sandbox whose config runs karma beside one misbehaving plugin `bad`; `extra` adds lines to
+/// its entry.
+fn with_misbehaving(mode: &str, extra: &str) -> (Sandbox, Session) {
+    let entry = misbehaving("bad", &format!("MISBEHAVE: \"{mode}\""));
+    console_with(&format!("plugins:\n  - karma\n{entry}{extra}"), &[])
 }
 
 fn karma_still_answers(s: &mut Session, name: &str) {
@@ -71,16 +84,17 @@ fn a_failed_plugins_commands_get_an_answer_not_silence() {
 
 #[test]
 fn plugins_do_not_inherit_the_bots_secrets() {
-    let sandbox = Sandbox::new();
-    sandbox.write_config(&format!(
-        "plugins:\n  - name: bad\n    command: [\"{}\"]\n    env: {{MISBEHAVE: behave, EXTRA: given}}\n",
-        bin("hamper-misbehave").display()
-    ));
-    let mut cmd = sandbox.hamper();
-    cmd.arg("console")
-        .env("DATABASE_URL", "sqlite:secret.db")
-        .env("password", "hunter2");
-    let mut s = Session::start(cmd);
+    let config = format!(
+        "plugins:\n{}",
+        misbehaving("bad", "MISBEHAVE: behave, EXTRA: given")
+    );
+    let (_sb, mut s) = console_with(
+        &config,
+        &[
+            ("DATABASE_URL", "sqlite:secret.db"),
+            ("password", "hunter2"),
+        ],
+    );
     s.ask("!bad env DATABASE_URL", "DATABASE_URL=unset");
     s.ask("!bad env password", "password=unset");
     s.ask("!bad env EXTRA", "EXTRA=given");
@@ -95,15 +109,12 @@ fn plugins_do_not_inherit_the_bots_secrets() {
 
 #[test]
 fn the_plugin_listed_first_wins_a_command_however_slow_it_starts() {
-    let sandbox = Sandbox::new();
-    let bad = bin("hamper-misbehave");
-    sandbox.write_config(&format!(
-        "plugins:\n  - name: slow\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: slow-hello}}\n  - name: fast\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: behave}}\n",
-        bad.display()
-    ));
-    let mut cmd = sandbox.hamper();
-    cmd.arg("console");
-    let mut s = Session::start(cmd);
+    let config = format!(
+        "plugins:\n{}{}",
+        misbehaving("slow", "MISBEHAVE: slow-hello"),
+        misbehaving("fast", "MISBEHAVE: behave")
+    );
+    let (_sb, mut s) = console_with(&config, &[]);
     s.ask("!bad env HAMPER_PLUGIN_NAME", "HAMPER_PLUGIN_NAME=slow");
     let log = s.stderr_text();
     assert!(
@@ -115,11 +126,7 @@ fn the_plugin_listed_first_wins_a_command_however_slow_it_starts() {
 
 #[test]
 fn an_sdk_plugin_whose_start_fails_exits_and_is_marked_failed() {
-    let sandbox = Sandbox::new();
-    sandbox.write_config("plugins: [karma, sed]\nsed:\n  only-directed: maybe\n");
-    let mut cmd = sandbox.hamper();
-    cmd.arg("console");
-    let mut s = Session::start(cmd);
+    let (_sb, mut s) = console_with("plugins: [karma, sed]\nsed:\n  only-directed: maybe\n", &[]);
     // Nothing is typed while waiting: a plugin stuck after its failed start would only notice
     // the next line the host sends it, and the console's own lines would hide the bug.
     wait_for(Duration::from_secs(30), "sed to be marked failed", || {
@@ -251,15 +258,12 @@ fn a_plugin_without_a_hello_is_restarted_then_failed() {
 
 #[test]
 fn kill_9_of_the_supervisor_leaves_no_plugin_behind() {
-    let sandbox = Sandbox::new();
-    let bad = bin("hamper-misbehave");
-    sandbox.write_config(&format!(
-        "plugins:\n  - karma\n  - help\n  - name: stubborn\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: stubborn, MISBEHAVE_CMD: stubborn}}\n  - name: leaky\n    command: [\"{0}\"]\n    env: {{MISBEHAVE: grandchild, MISBEHAVE_CMD: leaky}}\n",
-        bad.display()
-    ));
-    let mut cmd = sandbox.hamper();
-    cmd.arg("console");
-    let mut s = Session::start(cmd);
+    let config = format!(
+        "plugins:\n  - karma\n  - help\n{}{}",
+        misbehaving("stubborn", "MISBEHAVE: stubborn, MISBEHAVE_CMD: stubborn"),
+        misbehaving("leaky", "MISBEHAVE: grandchild, MISBEHAVE_CMD: leaky")
+    );
+    let (_sb, mut s) = console_with(&config, &[]);
     s.ask("!stubborn ping", "stubborn alive");
     s.ask("!leaky ping", "leaky alive");
     s.send("!plugins");
