@@ -27,6 +27,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "command_prefix",
     "owners",
     "plugin_dir",
+    "flood",
 ];
 
 /// The plugins run when the config names none.
@@ -70,6 +71,37 @@ pub enum Grant {
     Part,
     /// Send `raw` IRC lines.
     Raw,
+}
+
+/// How fast the bot may send lines to the IRC server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Flood {
+    /// No pacing at all: for a private server or a benchmark.
+    Off,
+    /// A token bucket: `burst` lines at once, then `per_second` lines a second.
+    Bucket {
+        /// Lines that may go out back to back after a quiet spell.
+        burst: u32,
+        /// The steady rate once the burst is spent.
+        per_second: f64,
+    },
+}
+
+impl Flood {
+    /// Lines at once after a quiet spell, by default.
+    pub const DEFAULT_BURST: u32 = 5;
+    /// Lines a second after the burst, by default.
+    pub const DEFAULT_PER_SECOND: f64 = 2.0;
+}
+
+impl Default for Flood {
+    /// Five lines at once, then two a second: what public networks tolerate.
+    fn default() -> Self {
+        Flood::Bucket {
+            burst: Flood::DEFAULT_BURST,
+            per_second: Flood::DEFAULT_PER_SECOND,
+        }
+    }
 }
 
 /// One configured plugin.
@@ -146,6 +178,8 @@ pub struct Config {
     pub owners: Vec<String>,
     /// Where to look for `hamper-<name>` binaries before the `hamper` executable's folder.
     pub plugin_dir: Option<PathBuf>,
+    /// Output pacing towards the IRC server.
+    pub flood: Flood,
     /// Each plugin's own section (`null` when it has none), and any other top-level key.
     pub sections: BTreeMap<String, Value>,
     /// Things that are not errors but probably mistakes, for the log and `check-config`.
@@ -227,6 +261,10 @@ impl Config {
             "command_prefix": self.command_prefix,
             "owners": self.owners,
             "plugin_dir": self.plugin_dir,
+            "flood": match self.flood {
+                Flood::Off => json!("off"),
+                Flood::Bucket { burst, per_second } => json!({"burst": burst, "per_second": per_second}),
+            },
         });
         if let Value::Object(map) = &mut out {
             for (name, section) in &self.sections {
@@ -389,6 +427,17 @@ impl Config {
             }),
         };
         let plugin_dir = get("plugin_dir").and_then(scalar_string).map(PathBuf::from);
+        let flood = match get("flood") {
+            None => Flood::default(),
+            Some(v) => parse_flood(v).unwrap_or_else(|problem| {
+                errors.push(KeyError::new(
+                    "flood",
+                    &format!("`{}` {problem}", show(v)),
+                    "set flood: off, or flood: {burst: 5, per_second: 2} (burst a whole number from 1 to 1000, per_second a number above 0 and at most 1000)",
+                ));
+                Flood::default()
+            }),
+        };
         let plugins = match get("plugins") {
             None => DEFAULT_PLUGINS
                 .iter()
@@ -442,6 +491,7 @@ impl Config {
                 command_prefix,
                 owners,
                 plugin_dir,
+                flood,
                 sections,
                 warnings,
             })
@@ -843,6 +893,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// `off` (or `false`), or `{burst, per_second}` with either key optional.
+fn parse_flood(v: &Value) -> Result<Flood, &'static str> {
+    if as_bool(v) == Some(false) {
+        return Ok(Flood::Off);
+    }
+    let Value::Object(map) = v else {
+        return Err("is neither `off` nor a mapping with burst and per_second");
+    };
+    let (mut burst, mut per_second) = (Flood::DEFAULT_BURST, Flood::DEFAULT_PER_SECOND);
+    for (key, value) in map {
+        let number = value
+            .as_f64()
+            .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+        match (key.as_str(), number) {
+            ("burst", Some(n)) if n.fract() == 0.0 && (1.0..=1000.0).contains(&n) => {
+                burst = n as u32
+            }
+            ("per_second", Some(n)) if n > 0.0 && n <= 1000.0 => per_second = n,
+            ("burst" | "per_second", _) => return Err("has a value out of range"),
+            _ => return Err("has a key other than burst and per_second"),
+        }
+    }
+    Ok(Flood::Bucket { burst, per_second })
+}
+
 fn scalar_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -1043,6 +1118,45 @@ mod tests {
         assert_eq!(c.db.expose(), "postgres://u:pw@db.example/x");
         assert_eq!(c.section("sed"), json!({"only-directed": true}));
         assert_eq!(c.section("karma"), Value::Null);
+    }
+
+    #[test]
+    fn flood_is_off_a_bucket_or_an_error_naming_the_fix() {
+        assert_eq!(Config::defaults().flood, Flood::default());
+        for off in ["flood: off\n", "flood: false\n", "flood: \"off\"\n"] {
+            assert_eq!(load_str(off, &[]).expect(off).flood, Flood::Off, "{off}");
+        }
+        assert_eq!(
+            load_str("", &[("flood", "off")]).expect("env").flood,
+            Flood::Off
+        );
+        let c = load_str("flood: {burst: 10, per_second: 0.5}\n", &[]).expect("bucket");
+        assert_eq!(
+            c.flood,
+            Flood::Bucket {
+                burst: 10,
+                per_second: 0.5
+            }
+        );
+        let c = load_str("", &[("flood", "{burst: 3}")]).expect("env bucket");
+        assert_eq!(
+            c.flood,
+            Flood::Bucket {
+                burst: 3,
+                per_second: Flood::DEFAULT_PER_SECOND
+            }
+        );
+        for bad in [
+            "flood: fast\n",
+            "flood: {burst: 0}\n",
+            "flood: {burst: 2.5}\n",
+            "flood: {per_second: -1}\n",
+            "flood: {rate: 3}\n",
+        ] {
+            let err = load_str(bad, &[]).expect_err(bad);
+            assert_eq!(err.errors[0].key, "flood", "{bad}");
+            assert!(err.errors[0].fix.contains("flood: off"), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! fraction of a second. It ignores SIGTERM and SIGINT itself, so that the supervisor's
 //! escalation reaches the plugin and the guard exits with the plugin's own status.
 
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, ExitStatus};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -16,78 +18,93 @@ use crate::plugin::process::group_pids;
 
 /// How often the guard checks that its parent is alive.
 const POLL: Duration = Duration::from_millis(200);
+/// The watcher thread only loops over two system calls.
+const WATCHER_STACK: usize = 64 * 1024;
 
 /// Runs `argv` under the guard and returns its exit code (128 + signal if it was killed).
+///
+/// No async runtime: one thread blocks in `wait` for the plugin, so its exit is seen at once,
+/// and a second, small one polls the parent. A guard per plugin then costs little memory.
 pub fn run_guard(argv: &[String]) -> ExitCode {
     let Some((program, args)) = argv.split_first() else {
         eprintln!("hamper __guard: no program given");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("hamper __guard: failed to start the async runtime: {err}");
+    let parent = getppid();
+    // A handler (unlike SIG_IGN, which a child would inherit) keeps the guard alive through the
+    // supervisor's SIGTERM to the group, while the plugin gets the default actions back at exec.
+    let caught = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        if let Err(err) = signal_hook::flag::register(signal, caught.clone()) {
+            report(&format!(
+                "hamper __guard: cannot handle signal {signal}: {err}"
+            ));
             return ExitCode::FAILURE;
         }
-    };
-    runtime.block_on(guard(program, args))
-}
-
-async fn guard(program: &str, args: &[String]) -> ExitCode {
-    use tokio::signal::unix::{signal, SignalKind};
-    let parent = getppid();
-    // Registering handlers replaces the default action (exit) for these signals.
-    let _term = signal(SignalKind::terminate());
-    let _int = signal(SignalKind::interrupt());
-    let _hup = signal(SignalKind::hangup());
-    let mut child = match tokio::process::Command::new(program).args(args).spawn() {
+    }
+    let mut child = match Command::new(program).args(args).spawn() {
         Ok(child) => child,
         Err(err) => {
             report(&format!("failed to start `{program}`: {err}"));
             return ExitCode::from(127);
         }
     };
-    let mut ticks = tokio::time::interval(POLL);
-    loop {
-        tokio::select! {
-            status = child.wait() => {
-                use std::os::unix::process::ExitStatusExt;
-                // Whatever the plugin left in its group dies with it. The supervisor would sweep
-                // the group too, but it may be the reason the plugin exited (killed, closing the
-                // plugin's stdin), and then nobody else would.
-                let me = std::process::id();
-                let left: Vec<u32> = group_pids(me).into_iter().filter(|p| *p != me).collect();
-                if !left.is_empty() {
-                    for pid in &left {
-                        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
-                    }
-                    report(&format!("plugin left processes behind in its group ({left:?}); killed them"));
-                }
-                return match status {
-                    Ok(s) => match (s.code(), s.signal()) {
-                        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
-                        (None, Some(sig)) => {
-                            report(&format!("plugin killed by signal {sig}"));
-                            ExitCode::from((128 + sig).clamp(0, 255) as u8)
-                        }
-                        _ => ExitCode::FAILURE,
-                    },
-                    Err(err) => {
-                        report(&format!("failed to wait for the plugin: {err}"));
-                        ExitCode::FAILURE
-                    }
-                };
+    let watcher = std::thread::Builder::new()
+        .name("guard-watch".into())
+        .stack_size(WATCHER_STACK)
+        .spawn(move || loop {
+            std::thread::sleep(POLL);
+            if getppid() != parent {
+                let _ = killpg(getpgrp(), Signal::SIGKILL);
+                std::process::exit(1);
             }
-            _ = ticks.tick() => {
-                if getppid() != parent {
-                    let _ = killpg(getpgrp(), Signal::SIGKILL);
-                    return ExitCode::FAILURE;
-                }
-            }
+        });
+    if let Err(err) = watcher {
+        report(&format!("hamper __guard: cannot start its watcher: {err}"));
+        let _ = child.kill();
+        let _ = child.wait();
+        return ExitCode::FAILURE;
+    }
+    let status = child.wait();
+    sweep_leftovers();
+    match status {
+        Ok(status) => exit_code(status),
+        Err(err) => {
+            report(&format!("failed to wait for the plugin: {err}"));
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// Whatever the plugin left in its group dies with it. The supervisor would sweep the group too,
+/// but it may be the reason the plugin exited (killed, closing the plugin's stdin), and then
+/// nobody else would.
+fn sweep_leftovers() {
+    let me = std::process::id();
+    let left: Vec<u32> = group_pids(me).into_iter().filter(|p| *p != me).collect();
+    if !left.is_empty() {
+        for pid in &left {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        report(&format!(
+            "plugin left processes behind in its group ({left:?}); killed them"
+        ));
+    }
+}
+
+fn exit_code(status: ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
+        (None, Some(sig)) => {
+            report(&format!("plugin killed by signal {sig}"));
+            ExitCode::from((128 + sig).clamp(0, 255) as u8)
+        }
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -143,13 +143,17 @@ pub async fn run(
 
     let result = match frontend {
         Frontend::Irc => {
-            irc::run(
+            // A task of its own, so that the socket is served by the runtime's workers rather
+            // than handed to and from the thread that blocks on `run`.
+            let session = tokio::spawn(irc::run(
                 irc::IrcSettings::from_config(&config),
                 net_in_tx,
                 net_out_rx,
                 shutdown.clone(),
-            )
-            .await;
+            ));
+            if let Err(err) = session.await {
+                tracing::error!(error = %err, "the irc connection task failed");
+            }
             Ok(())
         }
         Frontend::Console(opts) => {

@@ -20,8 +20,9 @@ use tracing::{info, warn};
 use super::codec::IrcLineCodec;
 use super::message::{build, parse, split_source, IrcMessage};
 use super::outbound::{render, MAX_PIECES};
+use super::pacing::Pacer;
 use crate::chat::{Inbound, Outbound, Source};
-use crate::config::{ChannelSpec, Config, Secret};
+use crate::config::{ChannelSpec, Config, Flood, Secret};
 use crate::plugin::restart::Backoff;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,10 +31,8 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(120);
 /// How long our ping may go unanswered.
 const PING_TIMEOUT: Duration = Duration::from_secs(60);
-/// Lines sent at once before pacing starts.
-const BURST: u32 = 5;
-/// The steady rate after a burst.
-const PACE: Duration = Duration::from_millis(500);
+/// Outbound commands taken from the router in one go before the socket is read again.
+const OUT_BATCH: usize = 256;
 /// Lines waiting to be sent before new ones are dropped.
 const MAX_QUEUE: usize = 500;
 /// How long a registered session must last before a reconnect starts the backoff afresh.
@@ -60,6 +59,8 @@ pub struct IrcSettings {
     pub channels: Vec<ChannelSpec>,
     /// Reconnect backoff.
     pub backoff: Backoff,
+    /// Output pacing.
+    pub flood: Flood,
 }
 
 impl IrcSettings {
@@ -77,6 +78,7 @@ impl IrcSettings {
                 initial: Duration::from_secs(2),
                 max: Duration::from_secs(300),
             },
+            flood: config.flood,
         }
     }
 }
@@ -164,8 +166,7 @@ struct Session<'a> {
     nick: String,
     registered: bool,
     queue: VecDeque<Queued>,
-    tokens: u32,
-    next_token: Instant,
+    pacer: Pacer,
     urgent: Vec<String>,
     nick_tries: u32,
     /// While identifying with NickServ: when to stop waiting and join anyway.
@@ -208,8 +209,7 @@ async fn session(
         nick: settings.nickname.clone(),
         registered: false,
         queue: VecDeque::new(),
-        tokens: BURST,
-        next_token: Instant::now() + PACE,
+        pacer: Pacer::new(settings.flood, Instant::now()),
         urgent: Vec::new(),
         nick_tries: 0,
         nickserv_until: None,
@@ -228,20 +228,40 @@ async fn session(
     let mut keepalive = tokio::time::interval(Duration::from_secs(5));
 
     loop {
+        // Urgent lines (registration, PONG) skip the queue and the pacing; then as many queued
+        // lines as the bucket allows go out at once, with one write for all of them.
+        let mut wrote = false;
         for line in std::mem::take(&mut s.urgent) {
-            if let Err(err) = framed.send(line).await {
+            wrote = true;
+            if let Err(err) = framed.feed(line).await {
                 return End::Lost {
                     reason: format!("write failed: {err}"),
                     stable: s.stable(),
                 };
             }
         }
-        let can_send = s.registered && !s.queue.is_empty();
-        let pace = if s.tokens > 0 {
-            Instant::now()
-        } else {
-            s.next_token
-        };
+        if s.registered {
+            while let Some(line) = s.pop_line() {
+                wrote = true;
+                if let Err(err) = framed.feed(line).await {
+                    return End::Lost {
+                        reason: format!("write failed: {err}"),
+                        stable: s.stable(),
+                    };
+                }
+            }
+        }
+        if wrote {
+            if let Err(err) = framed.flush().await {
+                return End::Lost {
+                    reason: format!("write failed: {err}"),
+                    stable: s.stable(),
+                };
+            }
+        }
+        // Lines left in the queue wait for the next token.
+        let paced = s.registered && !s.queue.is_empty();
+        let next_token = s.pacer.next_token();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -266,17 +286,19 @@ async fn session(
                 }
             },
             out = net_out.recv() => match out {
-                Some(out) => s.enqueue(out),
-                None => return End::Shutdown,
-            },
-            _ = tokio::time::sleep_until(pace), if can_send => {
-                s.refill();
-                if let Some(line) = s.pop_line() {
-                    if let Err(err) = framed.send(line).await {
-                        return End::Lost { reason: format!("write failed: {err}"), stable: s.stable() };
+                Some(out) => {
+                    s.enqueue(out);
+                    // Take what else is ready, so a burst of replies leaves in one write.
+                    for _ in 1..OUT_BATCH {
+                        match net_out.try_recv() {
+                            Ok(out) => s.enqueue(out),
+                            Err(_) => break,
+                        }
                     }
                 }
-            }
+                None => return End::Shutdown,
+            },
+            _ = tokio::time::sleep_until(next_token), if paced => {}
             _ = sleep_until_opt(s.nickserv_until), if s.nickserv_until.is_some() => {
                 warn!("NickServ did not confirm the password in time; joining anyway");
                 s.join_channels();
@@ -308,31 +330,27 @@ impl Session<'_> {
         self.registered && self.started.elapsed() >= STABLE_AFTER
     }
 
-    fn refill(&mut self) {
-        let now = Instant::now();
-        while self.tokens < BURST && now >= self.next_token {
-            self.tokens += 1;
-            self.next_token += PACE;
-        }
-        if self.tokens == BURST {
-            self.next_token = now + PACE;
-        }
-    }
-
-    /// Takes the next line to send, answering flush markers on the way.
+    /// Takes the next line to send if the pacing allows it now, answering flush markers on
+    /// the way.
     fn pop_line(&mut self) -> Option<String> {
-        while let Some(item) = self.queue.pop_front() {
-            match item {
-                Queued::Flush(done) => {
-                    let _ = done.send(());
+        loop {
+            match self.queue.front()? {
+                Queued::Flush(_) => {
+                    if let Some(Queued::Flush(done)) = self.queue.pop_front() {
+                        let _ = done.send(());
+                    }
                 }
-                Queued::Line(line) => {
-                    self.tokens = self.tokens.saturating_sub(1);
-                    return Some(line);
+                Queued::Line(_) => {
+                    if !self.pacer.take(Instant::now()) {
+                        return None;
+                    }
+                    return match self.queue.pop_front() {
+                        Some(Queued::Line(line)) => Some(line),
+                        _ => None,
+                    };
                 }
             }
         }
-        None
     }
 
     fn enqueue(&mut self, out: Outbound) {

@@ -4,6 +4,7 @@ pub mod codec;
 pub mod connection;
 pub mod message;
 pub mod outbound;
+pub mod pacing;
 mod tls;
 
 pub use connection::{run, IrcSettings};

@@ -374,7 +374,30 @@ pub async fn terminate(child: &mut Child, pgid: u32, grace: Duration) -> Option<
     }
     tracing::warn!(pgid, "plugin did not stop after SIGTERM; sending SIGKILL");
     signal_group(pgid, Signal::SIGKILL);
-    child.wait().await.ok()
+    let status = child.wait().await.ok();
+    // SIGKILL is delivered at once but a process dies only when the kernel next runs it: the
+    // rest of the group may still be live for a moment after the leader was reaped.
+    if wait_group_empty(pgid, KILL_DEADLINE).await {
+        signal_group(pgid, Signal::SIGKILL);
+        tracing::warn!(pgid, "processes of the plugin's group outlived SIGKILL");
+    }
+    status
+}
+
+/// How long processes may take to die after SIGKILL before that is reported.
+const KILL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Waits until no live process is left in the group; returns whether some still were after
+/// `deadline`.
+async fn wait_group_empty(pgid: u32, deadline: Duration) -> bool {
+    let until = tokio::time::Instant::now() + deadline;
+    while group_alive(pgid) {
+        if tokio::time::Instant::now() >= until {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
 }
 
 /// After the leader exited by itself: kills whatever it left behind in its group.
