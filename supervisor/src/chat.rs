@@ -124,6 +124,55 @@ pub enum Inbound {
     },
 }
 
+impl Source {
+    fn weight(&self) -> usize {
+        self.nick.len()
+            + self.user.as_ref().map_or(0, String::len)
+            + self.host.as_ref().map_or(0, String::len)
+            + self.account.as_ref().map_or(0, String::len)
+    }
+}
+
+impl crate::queue::Weigh for Inbound {
+    /// The text it carries plus a little for the rest, for the byte-bounded queue to the router.
+    fn weight(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        OVERHEAD
+            + match self {
+                Inbound::Privmsg {
+                    source,
+                    target,
+                    text,
+                    ..
+                } => source.weight() + target.len() + text.len(),
+                Inbound::Join { source, channel } | Inbound::Invite { source, channel } => {
+                    source.weight() + channel.len()
+                }
+                Inbound::Part {
+                    source,
+                    channel,
+                    reason,
+                } => source.weight() + channel.len() + opt(reason),
+                Inbound::Quit { source, reason } => source.weight() + opt(reason),
+                Inbound::Kick {
+                    source,
+                    channel,
+                    nick,
+                    reason,
+                } => source.weight() + channel.len() + nick.len() + opt(reason),
+                Inbound::Nick { source, new } => source.weight() + new.len(),
+                Inbound::Topic {
+                    source,
+                    channel,
+                    topic,
+                } => source.weight() + channel.len() + topic.len(),
+                Inbound::Connected { nick, server } => nick.len() + server.len(),
+                Inbound::Disconnected { reason } => reason.len(),
+            }
+    }
+}
+
 /// Something the bot wants done on the network. Text here is already one line: the router's
 /// choke point ([`crate::outbound`]) split it and removed CR, LF and NUL.
 #[derive(Debug)]

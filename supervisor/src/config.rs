@@ -134,7 +134,7 @@ pub struct PluginLimits {
     pub max_restarts: u32,
     /// The window for `max_restarts`.
     pub restart_window: Duration,
-    /// Events that may wait for the plugin before more are dropped.
+    /// Bytes of events that may wait for the plugin before more are dropped.
     pub inbox: usize,
 }
 
@@ -146,9 +146,36 @@ impl Default for PluginLimits {
             ping_timeout: Duration::from_secs(20),
             max_restarts: 5,
             restart_window: Duration::from_secs(60),
-            inbox: 256,
+            inbox: DEFAULT_INBOX,
         }
     }
+}
+
+/// Bytes of events that may wait for one plugin by default: a burst of about 20,000 chat lines.
+pub const DEFAULT_INBOX: usize = 8 * 1024 * 1024;
+const MIN_INBOX: usize = 64 * 1024;
+const MAX_INBOX: usize = 1024 * 1024 * 1024;
+
+/// A size in bytes: a whole number, or one with a unit (`512KiB`, `8MiB`, `1GiB`; `K`, `KB`,
+/// `M`, `MB`, `G`, `GB` mean the same powers of 1024).
+fn parse_size(v: &Value) -> Option<usize> {
+    if let Some(n) = v.as_u64() {
+        return usize::try_from(n).ok();
+    }
+    let text = v.as_str()?.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// The resolved configuration.
@@ -863,10 +890,14 @@ fn parse_plugin_entry(
                     None => errors.push(KeyError::new(&here, &format!("`{}` is not a usable number of seconds", show(value)), "write a number of seconds from 0.01 to 86400, e.g. 10 or 0.5")),
                 }
             }
-            "max_restarts" | "inbox" => match value.as_u64().filter(|n| *n >= 1 && *n <= 100_000) {
-                Some(n) if key == "max_restarts" => spec.limits.max_restarts = n as u32,
-                Some(n) => spec.limits.inbox = n as usize,
+            "max_restarts" => match value.as_u64().filter(|n| *n >= 1 && *n <= 100_000) {
+                Some(n) => spec.limits.max_restarts = n as u32,
                 None => errors.push(KeyError::new(&here, &format!("`{}` is not a positive whole number", show(value)), "write a number such as 5")),
+            },
+            "inbox" => match parse_size(value) {
+                Some(n) if (MIN_INBOX..=MAX_INBOX).contains(&n) => spec.limits.inbox = n,
+                Some(n) if n < MIN_INBOX => errors.push(KeyError::new(&here, &format!("`{}` is {n} bytes, too small for a burst of events (it is a size in bytes, not a count of events)", show(value)), "leave it out (8 MiB) or write a size such as 8MiB or 512KiB, at least 64KiB")),
+                _ => errors.push(KeyError::new(&here, &format!("`{}` is not a size in bytes from 64KiB to 1GiB", show(value)), "write a size such as 8MiB, 512KiB or 1048576")),
             },
             other => errors.push(KeyError::new(
                 &here,
@@ -1157,6 +1188,32 @@ mod tests {
             assert_eq!(err.errors[0].key, "flood", "{bad}");
             assert!(err.errors[0].fix.contains("flood: off"), "{bad}");
         }
+    }
+
+    #[test]
+    fn inbox_is_a_size_in_bytes_and_an_old_count_is_refused_with_the_fix() {
+        let limits = |yaml: &str| load_str(yaml, &[]).map(|c| c.plugins[0].limits.inbox);
+        assert_eq!(limits("plugins: [karma]\n"), Ok(DEFAULT_INBOX));
+        for (value, bytes) in [
+            ("8MiB", 8 << 20),
+            ("512KiB", 512 << 10),
+            ("64k", 64 << 10),
+            ("1048576", 1 << 20),
+            ("2 MB", 2 << 20),
+        ] {
+            let yaml = format!("plugins: [{{name: karma, inbox: {value}}}]\n");
+            assert_eq!(limits(&yaml), Ok(bytes), "{value}");
+        }
+        let err = limits("plugins: [{name: karma, inbox: 256}]\n").expect_err("a count");
+        assert_eq!(err.errors[0].key, "plugins[0].inbox");
+        assert!(
+            err.errors[0].problem.contains("not a count"),
+            "{}",
+            err.errors[0]
+        );
+        assert!(err.errors[0].fix.contains("8MiB"), "{}", err.errors[0]);
+        let err = limits("plugins: [{name: karma, inbox: lots}]\n").expect_err("words");
+        assert!(err.errors[0].fix.contains("512KiB"), "{}", err.errors[0]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{Inbound, Outbound, Source};
 use crate::config::valid_nick;
+use crate::queue::{ByteSender, Refused};
 use crate::router::RouterCtl;
 
 /// How long to wait for plugins to go quiet after a line before moving on.
@@ -76,7 +77,7 @@ pub async fn run<R, W>(
     bot_nick: String,
     input: R,
     output: W,
-    net_in: mpsc::Sender<Inbound>,
+    net_in: ByteSender<Inbound>,
     net_out: mpsc::Receiver<Outbound>,
     router: mpsc::Sender<RouterCtl>,
 ) -> std::io::Result<()>
@@ -92,18 +93,22 @@ where
         net_in.clone(),
     ));
     let bot = Source::nick(&bot_nick);
-    let _ = net_in
-        .send(Inbound::Connected {
+    let _ = send(
+        &net_in,
+        Inbound::Connected {
             nick: bot_nick.clone(),
             server: "console".into(),
-        })
-        .await;
-    let _ = net_in
-        .send(Inbound::Join {
+        },
+    )
+    .await;
+    let _ = send(
+        &net_in,
+        Inbound::Join {
             source: bot,
             channel: options.channel.clone(),
-        })
-        .await;
+        },
+    )
+    .await;
 
     let mut nick = options.nick.clone();
     let mut input = input;
@@ -129,8 +134,9 @@ where
             Input::Me(t) => (options.channel.clone(), t, true),
             Input::Msg(t) => (bot_nick.clone(), t, false),
         };
-        let sent = net_in
-            .send(Inbound::Privmsg {
+        let sent = send(
+            &net_in,
+            Inbound::Privmsg {
                 source: Source {
                     nick: nick.clone(),
                     user: Some(nick.clone()),
@@ -140,8 +146,9 @@ where
                 target,
                 text,
                 action,
-            })
-            .await;
+            },
+        )
+        .await;
         if sent.is_err() {
             break;
         }
@@ -153,6 +160,22 @@ where
     printer.abort();
     let _ = printer.await;
     Ok(())
+}
+
+/// Hands a typed line to the router, waiting while its queue is full: unlike the network, the
+/// console can pause its input, and a line typed is never dropped.
+async fn send(net_in: &ByteSender<Inbound>, event: Inbound) -> Result<(), Refused> {
+    let mut event = event;
+    loop {
+        match net_in.try_send(event) {
+            Ok(()) => return Ok(()),
+            Err((_, Refused::Closed)) => return Err(Refused::Closed),
+            Err((back, Refused::Full)) => {
+                event = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
 }
 
 /// Waits until every plugin has handled everything and its output is printed.
@@ -197,7 +220,7 @@ async fn print_output<W: AsyncWrite + Unpin>(
     mut output: W,
     bot: String,
     channel: String,
-    net_in: mpsc::Sender<Inbound>,
+    net_in: ByteSender<Inbound>,
 ) {
     while let Some(out) = net_out.recv().await {
         if let Some(line) = format_line(&out, &bot, &channel) {

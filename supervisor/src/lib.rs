@@ -15,6 +15,7 @@ pub mod irc;
 pub mod mask;
 pub mod outbound;
 pub mod plugin;
+pub mod queue;
 pub mod router;
 
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::console::ConsoleOptions;
-use crate::plugin::{spawn_runner, RunnerSettings};
+use crate::plugin::{spawn_runner, RunnerSettings, StorageSlot};
 use crate::router::{RouterCtl, RouterParts};
 
 /// Where the bot talks.
@@ -69,6 +70,10 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
+/// Room for events from the network waiting for the router: a burst of tens of thousands of
+/// lines fits.
+const NET_IN_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long plugins get to stop when the bot shuts down, overall.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -87,7 +92,7 @@ pub async fn run(
     }
     let config = Arc::new(config);
     let (router_ctl, ctl_rx) = mpsc::channel(64);
-    let storage = open_storage(&config, router_ctl.clone(), shutdown.clone()).await?;
+    let storage = open_storage(&config, shutdown.clone()).await?;
 
     let tracker = TaskTracker::new();
     let plugin_shutdown = CancellationToken::new();
@@ -101,6 +106,7 @@ pub async fn run(
             settings.plugin_dir = config.plugin_dir.clone();
             settings.guard = options.guard.clone();
             settings.trace = options.trace;
+            settings.storage = storage.clone();
             spawn_runner(
                 settings,
                 runner_tx.clone(),
@@ -111,14 +117,13 @@ pub async fn run(
         .collect();
     drop(runner_tx);
 
-    let (net_in_tx, net_in_rx) = mpsc::channel(1024);
+    let (net_in_tx, net_in_rx) = queue::byte_queue(NET_IN_BYTES);
     let (net_out_tx, net_out_rx) = mpsc::channel(1024);
     let router_shutdown = CancellationToken::new();
     let router = tokio::spawn(router::run(
         RouterParts {
             config: config.clone(),
             plugins,
-            storage,
             net_in: net_in_rx,
             net_out: net_out_tx,
             runners: runner_rx,
@@ -183,20 +188,22 @@ pub async fn run(
 /// bot runs and storage requests fail with `unavailable` until a background retry connects.
 async fn open_storage(
     config: &Config,
-    router: mpsc::Sender<RouterCtl>,
     shutdown: CancellationToken,
-) -> Result<Option<hamper_storage::Storage>, RunError> {
+) -> Result<StorageSlot, RunError> {
     let url = config.db.expose().to_string();
     let shown = config::redact_url(&url);
+    let slot = StorageSlot::default();
     match hamper_storage::Storage::open(&url).await {
         Ok(storage) => {
             info!(db = %storage.describe(), "storage ready");
-            Ok(Some(storage))
+            let _ = slot.set(storage);
+            Ok(slot)
         }
         // Only a server can come back by itself; a SQLite file that cannot be opened (a
         // read-only folder, a bad path) needs the operator, so that is an error at once.
         Err(err) if err.is_unavailable() && url.starts_with("postgres") => {
             warn!(db = %shown, error = %err, "database unavailable at start; retrying in the background");
+            let later = slot.clone();
             tokio::spawn(async move {
                 let backoff = plugin::restart::Backoff {
                     initial: Duration::from_secs(1),
@@ -210,7 +217,8 @@ async fn open_storage(
                     }
                     match hamper_storage::Storage::open(&url).await {
                         Ok(storage) => {
-                            let _ = router.send(RouterCtl::Storage(storage)).await;
+                            info!(db = %storage.describe(), "storage is available");
+                            let _ = later.set(storage);
                             return;
                         }
                         Err(err) => {
@@ -220,7 +228,7 @@ async fn open_storage(
                     }
                 }
             });
-            Ok(None)
+            Ok(slot)
         }
         Err(source) => Err(RunError::Storage { db: shown, source }),
     }

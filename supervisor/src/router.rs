@@ -1,20 +1,20 @@
 //! The router: the one task between the network and the plugins.
 //!
 //! It turns network events into protocol events (with addressing), routes commands to the one
-//! plugin that owns each, answers plugins' requests, and passes their actions through the
-//! outgoing choke point. It never waits on a plugin: deliveries are `try_send` into bounded
-//! inboxes, and slow work (storage) runs in tasks of its own.
+//! plugin that owns each, answers what only it knows (`plugins.list`, `bot.info`) for the
+//! plugins' request lanes, and passes their actions through the outgoing choke point. It never
+//! waits on a plugin: each event is encoded once and queued without waiting into the inboxes,
+//! which are bounded in bytes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hamper_protocol::{
-    BotInfo, CommandEvent, CommandSpec, Connected, Disconnected, ErrorBody, ErrorCode, FromPlugin,
-    HostHello, Invite, Join, Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo,
-    PluginsList, Quit, Request, Response, Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
+    BotInfo, CommandEvent, CommandSpec, Connected, Disconnected, ErrorCode, FromPlugin, HostHello,
+    Invite, Join, Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo, PluginsList,
+    Quit, Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
 };
-use hamper_storage::Storage;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -24,7 +24,9 @@ use crate::chat::{Inbound, Outbound, Source};
 use crate::commands::{CommandTable, Owner};
 use crate::config::{Config, Grant};
 use crate::outbound::{is_single_line, split_text, DEFAULT_MAX_LINES};
-use crate::plugin::{FromRunner, PluginHandle, State};
+use crate::plugin::lane::error;
+use crate::plugin::{encode, FromRunner, PluginHandle, RouterCall, State};
+use crate::queue::ByteReceiver;
 
 /// Requests to the router from the rest of the bot.
 #[derive(Debug)]
@@ -34,8 +36,6 @@ pub enum RouterCtl {
     /// Answer once every running plugin has handled everything sent to it so far and all the
     /// output that caused has gone to the frontend.
     Sync(oneshot::Sender<()>),
-    /// Storage became available (after starting without it).
-    Storage(Storage),
 }
 
 /// The router's fixed inputs.
@@ -44,10 +44,8 @@ pub struct RouterParts {
     pub config: Arc<Config>,
     /// One handle per configured plugin, in config order.
     pub plugins: Vec<PluginHandle>,
-    /// Storage, if it could be opened.
-    pub storage: Option<Storage>,
     /// Events from the network.
-    pub net_in: mpsc::Receiver<Inbound>,
+    pub net_in: ByteReceiver<Inbound>,
     /// Commands to the network.
     pub net_out: mpsc::Sender<Outbound>,
     /// Messages from plugin runners.
@@ -67,7 +65,6 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
     let RouterParts {
         config,
         plugins,
-        storage,
         mut net_in,
         net_out,
         mut runners,
@@ -82,7 +79,6 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
     let mut router = Router {
         config: config.clone(),
         plugins,
-        storage,
         net_out,
         commands,
         subscriptions: vec![Vec::new(); count],
@@ -121,7 +117,6 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
 struct Router {
     config: Arc<Config>,
     plugins: Vec<PluginHandle>,
-    storage: Option<Storage>,
     net_out: mpsc::Sender<Outbound>,
     commands: CommandTable,
     subscriptions: Vec<Vec<Subscription>>,
@@ -171,8 +166,12 @@ impl Router {
             RouterCtl::Sync(reply) => {
                 let token = self.next_token;
                 self.next_token += 1;
+                // A plugin still starting counts: events may already wait in its inbox, and its
+                // runner answers the sync once it runs (or reports it down).
                 let waiting: HashSet<usize> = (0..self.plugins.len())
-                    .filter(|i| self.plugins[*i].state() == State::Running)
+                    .filter(|i| {
+                        matches!(self.plugins[*i].state(), State::Running | State::Starting)
+                    })
                     .collect();
                 for i in &waiting {
                     self.plugins[*i].sync(token);
@@ -183,10 +182,6 @@ impl Router {
                     reply,
                 });
                 self.finish_syncs();
-            }
-            RouterCtl::Storage(storage) => {
-                info!(db = %storage.describe(), "storage is available");
-                self.storage = Some(storage);
             }
         }
     }
@@ -227,11 +222,10 @@ impl Router {
                 }
                 self.finish_syncs();
             }
-            FromRunner::Output {
-                plugin,
-                generation,
-                msg,
-            } => self.on_output(plugin, generation, msg).await,
+            FromRunner::Output { plugin, msg } => self.on_output(plugin, msg).await,
+            FromRunner::Call { call, reply, .. } => {
+                let _ = reply.send(self.answer(call));
+            }
         }
     }
 
@@ -288,10 +282,18 @@ impl Router {
         }
     }
 
+    /// Encodes `msg` once, and only if some plugin subscribed to it.
     fn broadcast(&self, sub: Subscription, msg: ToPlugin) {
+        let mut line = None;
         for (i, p) in self.plugins.iter().enumerate() {
-            if self.subscriptions[i].contains(&sub) {
-                p.deliver(msg.clone());
+            if !self.subscriptions[i].contains(&sub) {
+                continue;
+            }
+            if line.is_none() {
+                line = encode(&msg);
+            }
+            if let Some(line) = &line {
+                p.deliver(line);
             }
         }
     }
@@ -499,7 +501,9 @@ impl Router {
                 };
                 match unavailable {
                     None => {
-                        plugin.deliver(ToPlugin::Command(event));
+                        if let Some(line) = encode(&ToPlugin::Command(event)) {
+                            plugin.deliver(&line);
+                        }
                     }
                     Some(text) => self.reply_lines(&message, &text, None).await,
                 }
@@ -586,7 +590,7 @@ impl Router {
         }
     }
 
-    async fn on_output(&mut self, plugin: usize, generation: u64, msg: FromPlugin) {
+    async fn on_output(&mut self, plugin: usize, msg: FromPlugin) {
         let name = self.plugins[plugin].name.clone();
         let config = self.config.clone();
         let granted = |g: Grant| config.plugins.get(plugin).is_some_and(|s| s.has(g));
@@ -665,8 +669,8 @@ impl Router {
                 }
                 self.send_out(Outbound::Raw(r.line)).await;
             }
-            FromPlugin::Request(req) => self.on_request(plugin, generation, req),
-            FromPlugin::Hello(_) | FromPlugin::Pong(_) => {}
+            // Requests go to the plugin's lane, hellos and pongs to its runner.
+            FromPlugin::Request(_) | FromPlugin::Hello(_) | FromPlugin::Pong(_) => {}
         }
     }
 
@@ -692,62 +696,15 @@ impl Router {
         .await;
     }
 
-    fn on_request(&mut self, plugin: usize, generation: u64, req: Request) {
-        let handle = self.plugins[plugin].clone();
-        let respond = move |h: &PluginHandle, outcome: Outcome| {
-            let outcome = fit_line(outcome);
-            h.deliver_response(
-                ToPlugin::Response(Response {
-                    id: req.id,
-                    outcome,
-                }),
-                generation,
-            );
+    /// What only the router knows, for a plugin's request lane.
+    fn answer(&self, call: RouterCall) -> Outcome {
+        let value = match call {
+            RouterCall::PluginsList => serde_json::to_value(self.plugins_list()),
+            RouterCall::BotInfo => serde_json::to_value(&self.bot),
         };
-        match req.method.as_str() {
-            "plugins.list" => {
-                let list = self.plugins_list();
-                let outcome = match serde_json::to_value(list) {
-                    Ok(v) => Outcome::Result(v),
-                    Err(e) => error(ErrorCode::Internal, &e.to_string()),
-                };
-                respond(&handle, outcome);
-            }
-            "bot.info" => {
-                let outcome = match serde_json::to_value(&self.bot) {
-                    Ok(v) => Outcome::Result(v),
-                    Err(e) => error(ErrorCode::Internal, &e.to_string()),
-                };
-                respond(&handle, outcome);
-            }
-            method if hamper_storage::is_storage_method(method) => match self.storage.clone() {
-                Some(storage) => {
-                    let method = req.method.clone();
-                    let params = req.params.clone();
-                    let name = handle.name.clone();
-                    tokio::spawn(async move {
-                        let outcome = storage.call(&name, &method, params).await;
-                        respond(&handle, outcome);
-                    });
-                }
-                None => respond(
-                    &handle,
-                    error(
-                        ErrorCode::Unavailable,
-                        "storage is not available yet; try again later",
-                    ),
-                ),
-            },
-            other => {
-                let known = "plugins.list, bot.info, kv.get, kv.set, kv.delete, kv.incr, kv.list";
-                respond(
-                    &handle,
-                    error(
-                        ErrorCode::UnknownMethod,
-                        &format!("unknown method `{other}`; this host knows {known}"),
-                    ),
-                )
-            }
+        match value {
+            Ok(v) => Outcome::Result(v),
+            Err(e) => error(ErrorCode::Internal, &e.to_string()),
         }
     }
 
@@ -779,36 +736,6 @@ impl Router {
     }
 }
 
-/// A result too big for one protocol line becomes a `too_large` error: sent as it is, the line
-/// would be refused by the plugin and the request would never be answered.
-fn fit_line(outcome: Outcome) -> Outcome {
-    // Room for the response's own fields around the result.
-    const ENVELOPE: usize = 256;
-    match &outcome {
-        Outcome::Result(value) => {
-            let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
-            if size + ENVELOPE > hamper_protocol::MAX_LINE_BYTES {
-                return error(
-                    ErrorCode::TooLarge,
-                    &format!(
-                        "the result ({size} bytes) does not fit in one protocol line ({} bytes)",
-                        hamper_protocol::MAX_LINE_BYTES
-                    ),
-                );
-            }
-            outcome
-        }
-        Outcome::Error(_) => outcome,
-    }
-}
-
-fn error(code: ErrorCode, message: &str) -> Outcome {
-    Outcome::Error(ErrorBody {
-        code,
-        message: message.to_string(),
-    })
-}
-
 /// A nick, channel or key: one word, no control characters, not absurdly long.
 fn valid_word(s: &str) -> bool {
     !s.is_empty()
@@ -831,26 +758,5 @@ mod tests {
         for bad in ["", "#a b", "#c\r\nQUIT", "a,b", ":x", "x\u{0}", "#c\u{7}"] {
             assert!(!valid_word(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn results_too_big_for_a_line_become_too_large() {
-        let small = Outcome::Result(serde_json::json!({"value": 1}));
-        assert_eq!(fit_line(small.clone()), small);
-        let big = Outcome::Result(
-            serde_json::json!({"help": "x".repeat(hamper_protocol::MAX_LINE_BYTES)}),
-        );
-        let Outcome::Error(e) = fit_line(big) else {
-            panic!("not refused")
-        };
-        assert_eq!(e.code, ErrorCode::TooLarge);
-    }
-
-    #[test]
-    fn error_outcomes_carry_the_code() {
-        let Outcome::Error(e) = error(ErrorCode::UnknownMethod, "nope") else {
-            panic!("not an error")
-        };
-        assert_eq!(e.code, ErrorCode::UnknownMethod);
     }
 }

@@ -111,6 +111,11 @@ impl IrcClient {
         client
     }
 
+    /// Another handle on the socket, for writing from a thread of its own.
+    pub fn writer_handle(&self) -> TcpStream {
+        self.writer.try_clone().expect("clone the socket")
+    }
+
     /// Sends one line.
     pub fn send(&mut self, line: &str) {
         self.send_bytes(line.as_bytes());

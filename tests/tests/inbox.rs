@@ -18,7 +18,7 @@ async fn deliveries_to_a_deaf_plugin_are_dropped_and_counted_without_blocking() 
     let mut spec = PluginSpec::named("deaf");
     spec.command = Some(vec![bin("hamper-misbehave").to_string_lossy().into_owned()]);
     spec.env.insert("MISBEHAVE".into(), "deaf".into());
-    spec.limits.inbox = 8;
+    spec.limits.inbox = 64 * 1024;
     spec.limits.ping_interval = Duration::from_secs(3600);
     let (tx, mut rx) = mpsc::channel(64);
     let shutdown = CancellationToken::new();
@@ -47,11 +47,12 @@ async fn deliveries_to_a_deaf_plugin_are_dropped_and_counted_without_blocking() 
         message: "x".repeat(400),
         ..Message::default()
     };
+    let line = hamper::plugin::encode(&ToPlugin::Message(message)).expect("encode");
     // A delivery that blocked would hang here; the timeout turns that into a clear failure.
     let accepted = tokio::time::timeout(Duration::from_secs(30), async {
         let mut accepted = 0u64;
         for _ in 0..2000 {
-            if handle.deliver(ToPlugin::Message(message.clone())) {
+            if handle.deliver(&line) {
                 accepted += 1;
             }
             tokio::task::yield_now().await;

@@ -109,6 +109,52 @@ fn a_plugin_writing_without_pause_cannot_freeze_the_connection() {
 }
 
 #[test]
+fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
+    const BURST: usize = 10_000;
+    let (_sb, bot, mut peer) = bot_and_peer(&[
+        ("nickname", "hb"),
+        ("password", ""),
+        ("flood", "off"),
+        ("RUST_LOG", "info"),
+    ]);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    peer.send_bytes(b":hb!b@h JOIN #keyed");
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :burst++");
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!karma burst");
+    peer.expect(T, "karma is up", |l| {
+        l == "PRIVMSG #keyed :burst has 1 point"
+    });
+    // Written from a thread of its own, so that the bot's answers are read meanwhile: a test
+    // that only wrote would fill both sockets' buffers and stall itself, not the bot.
+    let mut burst = Vec::new();
+    for _ in 0..BURST {
+        burst.extend_from_slice(b":eve!e@h PRIVMSG #keyed :!karma burst\r\n");
+    }
+    let writer = peer.writer_handle();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut writer = writer;
+        writer.write_all(&burst).expect("write the burst");
+    });
+    let mut answers = 0;
+    while answers < BURST {
+        peer.expect(
+            Duration::from_secs(120),
+            &format!("answer {} of {BURST}", answers + 1),
+            |l| l == "PRIVMSG #keyed :burst has 1 point",
+        );
+        answers += 1;
+    }
+    sender.join().expect("writer thread");
+    let log = bot.stderr_text();
+    let status = bot.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(!log.contains("dropping"), "nothing was dropped:\n{log}");
+}
+
+#[test]
 fn secrets_never_reach_the_log() {
     let (_sb, bot, mut peer) = bot_and_peer(&[("DATABASE_URL", "sqlite:hamper.db")]);
     peer.expect(T, "USER", |l| l.starts_with("USER "));

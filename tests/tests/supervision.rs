@@ -69,6 +69,34 @@ fn a_plugin_that_crashes_mid_run_is_restarted() {
 }
 
 #[test]
+fn pipelined_requests_are_answered_in_the_order_sent() {
+    let (_sb, mut s) = with_misbehaving("behave", "");
+    let line = s.ask_until("!bad pipeline 1000", "pipeline n=", Duration::from_secs(60));
+    assert!(
+        line.contains("pipeline n=1000 out_of_order=0 stale=0 errors=0"),
+        "every answer in order, every get saw the set before it: {line}"
+    );
+    karma_still_answers(&mut s, "cherry");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn answers_to_a_stopped_process_never_reach_its_successor() {
+    let (_sb, mut s) = with_misbehaving("behave", "");
+    s.ask("!bad ping", "bad alive");
+    s.send("!bad abandon 200");
+    s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
+    s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
+    s.ask("!bad strays", "strays 0 first=hello");
+    assert!(
+        s.stderr_text()
+            .contains("exiting with 3 with 200 requests open"),
+        "the first process did leave requests open"
+    );
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
 fn a_failed_plugins_commands_get_an_answer_not_silence() {
     let (_sb, mut s) = with_misbehaving("behave", "    max_restarts: 1\n");
     s.ask("!bad ping", "bad alive");
@@ -180,7 +208,7 @@ fn a_one_mebibyte_line_is_refused_without_harm() {
 fn a_plugin_that_never_reads_is_found_hung_and_restarted() {
     let (_sb, mut s) = with_misbehaving(
         "deaf",
-        "    ping_interval: 0.3\n    ping_timeout: 0.7\n    inbox: 4\n",
+        "    ping_interval: 0.3\n    ping_timeout: 0.7\n    inbox: 64KiB\n",
     );
     for i in 0..20 {
         s.send(&format!("!bad ping {i}"));

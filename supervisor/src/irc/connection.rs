@@ -24,6 +24,7 @@ use super::pacing::Pacer;
 use crate::chat::{Inbound, Outbound, Source};
 use crate::config::{ChannelSpec, Config, Flood, Secret};
 use crate::plugin::restart::Backoff;
+use crate::queue::ByteSender;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -99,7 +100,7 @@ enum End {
 /// Runs the connection until `shutdown`, reconnecting whenever it is lost.
 pub async fn run(
     settings: IrcSettings,
-    net_in: mpsc::Sender<Inbound>,
+    net_in: ByteSender<Inbound>,
     mut net_out: mpsc::Receiver<Outbound>,
     shutdown: CancellationToken,
 ) {
@@ -162,7 +163,7 @@ enum Queued {
 
 struct Session<'a> {
     settings: &'a IrcSettings,
-    net_in: &'a mpsc::Sender<Inbound>,
+    net_in: &'a ByteSender<Inbound>,
     nick: String,
     registered: bool,
     queue: VecDeque<Queued>,
@@ -181,7 +182,7 @@ struct Session<'a> {
 
 async fn session(
     settings: &IrcSettings,
-    net_in: &mpsc::Sender<Inbound>,
+    net_in: &ByteSender<Inbound>,
     net_out: &mut mpsc::Receiver<Outbound>,
     shutdown: &CancellationToken,
 ) -> End {

@@ -1,5 +1,6 @@
 //! Plugins: child processes speaking the protocol, each supervised by its own task.
 
+pub mod lane;
 pub mod process;
 pub mod restart;
 pub mod runner;
@@ -7,10 +8,31 @@ pub mod runner;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hamper_protocol::{FromPlugin, HostHello, PluginHello, ToPlugin};
+use bytes::Bytes;
+use hamper_protocol::{FromPlugin, HostHello, Outcome, PluginHello, ToPlugin};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::queue::ByteSender;
+pub use lane::{RouterCall, StorageSlot};
 pub use runner::{spawn_runner, RunnerSettings};
+
+/// One protocol line for a plugin, newline included, encoded once however many plugins get it.
+pub type Line = Bytes;
+
+/// Encodes a message for plugins. Only a bug could make it fail (every wire type serializes),
+/// and then the message is logged and not sent.
+pub fn encode(msg: &ToPlugin) -> Option<Line> {
+    match serde_json::to_vec(msg) {
+        Ok(mut line) => {
+            line.push(b'\n');
+            Some(Bytes::from(line))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode a message for plugins; not sent");
+            None
+        }
+    }
+}
 
 /// Where a plugin is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +80,7 @@ pub struct Status {
 pub struct PluginHandle {
     /// The plugin's configured name.
     pub name: String,
-    inbox: mpsc::Sender<ToPlugin>,
+    inbox: ByteSender<Line>,
     ctl: mpsc::UnboundedSender<Control>,
     status: Arc<Mutex<Status>>,
     counters: Arc<Counters>,
@@ -76,53 +98,19 @@ pub struct Counters {
 }
 
 impl PluginHandle {
-    /// Queues a message for the plugin without waiting. A full inbox drops it, counts it and
+    /// Queues a line for the plugin without waiting. A full inbox drops it, counts it and
     /// warns (once per hundred drops), so a plugin that stops reading cannot block anyone.
-    pub fn deliver(&self, msg: ToPlugin) -> bool {
-        match self.inbox.try_send(msg) {
+    pub fn deliver(&self, line: &Line) -> bool {
+        match self.inbox.try_send(line.clone()) {
             Ok(()) => true,
             Err(_) => {
                 let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n % 100 == 0 {
-                    tracing::warn!(plugin = %self.name, dropped = n, "plugin inbox full; dropping events");
+                    tracing::warn!(plugin = %self.name, dropped = n, queued_bytes = self.inbox.used(), "plugin inbox full; dropping events");
                 }
                 false
             }
         }
-    }
-
-    /// The generation (start count) of the plugin's current process.
-    pub fn generation(&self) -> u64 {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
-    }
-
-    /// Delivers a response to a request made by process `generation`, waiting up to a while for
-    /// room: a response must not be dropped lightly, since the plugin waits for it. A response
-    /// for a process that has since been replaced is dropped, so that the new process (whose
-    /// request ids start again at 1) never takes it for an answer of its own.
-    pub fn deliver_response(&self, msg: ToPlugin, generation: u64) {
-        if self.generation() != generation {
-            return;
-        }
-        let inbox = self.inbox.clone();
-        let name = self.name.clone();
-        let status = self.status.clone();
-        tokio::spawn(async move {
-            let permit =
-                tokio::time::timeout(std::time::Duration::from_secs(30), inbox.reserve()).await;
-            let Ok(Ok(permit)) = permit else {
-                tracing::warn!(plugin = %name, "could not deliver a response; plugin not reading");
-                return;
-            };
-            // Checked again after the wait for room: the plugin may have been restarted.
-            let current = status.lock().unwrap_or_else(|p| p.into_inner()).generation;
-            if current == generation {
-                permit.send(msg);
-            }
-        });
     }
 
     /// Asks the runner to confirm, through a ping, that the plugin handled everything sent so far.
@@ -173,14 +161,21 @@ pub enum FromRunner {
         /// Where to send the answer.
         reply: oneshot::Sender<HostHello>,
     },
-    /// An action or request from a running plugin.
+    /// An action from a running plugin (requests are served by its lane).
     Output {
         /// Which plugin.
         plugin: usize,
-        /// Which of its processes (so a response never goes to a later one).
-        generation: u64,
         /// What it sent.
         msg: FromPlugin,
+    },
+    /// A request of the plugin's that only the router can answer.
+    Call {
+        /// Which plugin.
+        plugin: usize,
+        /// What it asks.
+        call: RouterCall,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Outcome>,
     },
     /// The answer to [`Control::Sync`].
     Synced {

@@ -11,26 +11,32 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use hamper_protocol::{
     FromPlugin, Goodbye, NdjsonCodec, Ping, PingId, PluginHello, ToPlugin, PROTOCOL_VERSION,
 };
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
+use super::lane::{Lane, Services, StorageSlot};
 use super::process::{self, Launch, Process};
 use super::restart::{Decision, RestartPolicy, Run};
-use super::{Control, Counters, FromRunner, PluginHandle, State, Status};
+use super::{encode, Control, Counters, FromRunner, Line, PluginHandle, State, Status};
 use crate::config::PluginSpec;
+use crate::queue::{byte_queue, ByteReceiver, ByteSender};
 
 /// Malformed lines within [`MALFORMED_WINDOW`] that count as a crash.
 const MALFORMED_FLOOD: usize = 20;
 const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// How long a stopping plugin gets at each step of the escalation.
 const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// Lines written to a plugin in one write, at most this many bytes, when several are ready.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Everything a runner needs to know.
 #[derive(Debug, Clone)]
@@ -47,6 +53,8 @@ pub struct RunnerSettings {
     pub trace: bool,
     /// Grace period at each step of stopping.
     pub grace: Duration,
+    /// The database, once open.
+    pub storage: StorageSlot,
 }
 
 impl RunnerSettings {
@@ -59,6 +67,7 @@ impl RunnerSettings {
             guard: None,
             trace: false,
             grace: DEFAULT_GRACE,
+            storage: StorageSlot::default(),
         }
     }
 
@@ -80,7 +89,7 @@ pub fn spawn_runner(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> PluginHandle {
-    let (inbox_tx, inbox) = mpsc::channel(settings.spec.limits.inbox);
+    let (inbox_tx, inbox) = byte_queue(settings.spec.limits.inbox);
     let (ctl_tx, ctl) = mpsc::unbounded_channel();
     let status = Arc::new(Mutex::new(Status {
         state: State::Starting,
@@ -113,8 +122,8 @@ pub fn spawn_runner(
 
 struct Runner {
     settings: RunnerSettings,
-    inbox: mpsc::Receiver<ToPlugin>,
-    inbox_tx: mpsc::Sender<ToPlugin>,
+    inbox: ByteReceiver<Line>,
+    inbox_tx: ByteSender<Line>,
     ctl: mpsc::UnboundedReceiver<Control>,
     router: mpsc::Sender<FromRunner>,
     status: Arc<Mutex<Status>>,
@@ -137,7 +146,6 @@ type FirstLine = Result<
     Option<Result<Result<FromPlugin, hamper_protocol::LineError>, std::io::Error>>,
     tokio::time::error::Elapsed,
 >;
-type Sink = FramedWrite<tokio::process::ChildStdin, NdjsonCodec<FromPlugin, ToPlugin>>;
 
 impl Runner {
     fn name(&self) -> &str {
@@ -243,7 +251,7 @@ impl Runner {
             s.state = State::Starting;
             s.generation += 1;
         });
-        while self.inbox.try_recv().is_ok() {
+        while self.inbox.try_recv().is_some() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
         let launch =
@@ -272,12 +280,12 @@ impl Runner {
         self.set_status(|s| s.pid = Some(pid));
         info!(command = ?launch.argv, "plugin started");
         let mut lines: Lines = FramedRead::new(stdout, NdjsonCodec::default());
-        let mut sink: Sink = FramedWrite::new(stdin, NdjsonCodec::default());
+        let mut stdin = stdin;
         let grace = self.settings.grace;
 
         let hello = tokio::select! {
             _ = self.shutdown.cancelled() => {
-                drop(sink);
+                drop(stdin);
                 process::terminate(&mut child, pid, grace).await;
                 return End::Shutdown;
             }
@@ -285,7 +293,7 @@ impl Runner {
                 match self.check_hello(first) {
                     Ok(hello) => hello,
                     Err(reason) => {
-                        drop(sink);
+                        drop(stdin);
                         process::kill_group(pid);
                         let _ = child.wait().await;
                         return End::Crashed(reason);
@@ -300,13 +308,13 @@ impl Runner {
             );
             let _ = self
                 .write(
-                    &mut sink,
-                    ToPlugin::Goodbye(Goodbye {
+                    &mut stdin,
+                    &ToPlugin::Goodbye(Goodbye {
                         reason: reason.clone(),
                     }),
                 )
                 .await;
-            drop(sink);
+            drop(stdin);
             process::terminate(&mut child, pid, grace).await;
             return End::Permanent(reason);
         }
@@ -321,13 +329,13 @@ impl Runner {
             })
             .await;
         let Ok(host_hello) = reply_rx.await else {
-            drop(sink);
+            drop(stdin);
             process::terminate(&mut child, pid, grace).await;
             return End::Shutdown;
         };
         let handshake = tokio::time::timeout(
             self.settings.spec.limits.handshake_timeout,
-            self.write(&mut sink, ToPlugin::Hello(host_hello)),
+            self.write(&mut stdin, &ToPlugin::Hello(host_hello)),
         )
         .await;
         if !matches!(handshake, Ok(Ok(()))) {
@@ -341,16 +349,18 @@ impl Runner {
         });
         info!("plugin running");
 
-        let end = self.serve(&mut child, pid, sink, &mut lines).await;
+        let end = self.serve(&mut child, pid, stdin, &mut lines).await;
         if let End::Crashed(reason) = &end {
             if process::sweep_group(pid) {
                 warn!("plugin left processes behind in its group; killed them");
             }
             // Deliver what it wrote just before it stopped, without waiting on anything it
-            // may have left holding its stdout.
+            // may have left holding its stdout. Its requests can no longer be answered.
             let drain = async {
                 while let Some(Ok(Ok(msg))) = lines.next().await {
-                    self.forward(msg).await;
+                    if !matches!(msg, FromPlugin::Request(_)) {
+                        self.forward(msg).await;
+                    }
                 }
             };
             let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
@@ -380,11 +390,15 @@ impl Runner {
         }
     }
 
-    async fn write(&self, sink: &mut Sink, msg: ToPlugin) -> std::io::Result<()> {
+    /// Writes one message now, outside the running plugin's writer (handshake only).
+    async fn write(&self, stdin: &mut ChildStdin, msg: &ToPlugin) -> std::io::Result<()> {
+        let Some(line) = encode(msg) else {
+            return Err(std::io::Error::other("cannot encode the message"));
+        };
         if self.settings.trace {
-            trace_line("->", self.name(), &msg);
+            trace_bytes("->", self.name(), &line);
         }
-        sink.send(msg).await
+        stdin.write_all(&line).await
     }
 
     async fn forward(&self, msg: FromPlugin) {
@@ -392,7 +406,6 @@ impl Runner {
             .router
             .send(FromRunner::Output {
                 plugin: self.settings.index,
-                generation: self.generation(),
                 msg,
             })
             .await;
@@ -403,29 +416,23 @@ impl Runner {
         &mut self,
         child: &mut tokio::process::Child,
         pid: u32,
-        sink: Sink,
+        stdin: ChildStdin,
         lines: &mut Lines,
     ) -> End {
         let limits = self.settings.spec.limits;
-        let trace = self.settings.trace;
-        let name = self.settings.spec.name.clone();
+        let trace = self.settings.trace.then(|| self.settings.spec.name.clone());
         let index = self.settings.index;
-        let generation = self.generation();
-        let inbox = &mut self.inbox;
-        let writer = async move {
-            let mut sink = sink;
-            while let Some(msg) = inbox.recv().await {
-                let last = matches!(msg, ToPlugin::Goodbye(_));
-                if trace {
-                    trace_line("->", &name, &msg);
-                }
-                if sink.send(msg).await.is_err() || last {
-                    break;
-                }
-            }
-        };
+        let mut lane = Lane::new(Services {
+            plugin: index,
+            name: self.settings.spec.name.as_str().into(),
+            storage: self.settings.storage.clone(),
+            router: self.router.clone(),
+        });
+        // Responses (and the goodbye) go ahead of queued events: the plugin is waiting for them.
+        let (urgent_tx, urgent) = mpsc::unbounded_channel::<Line>();
+        let mut urgent_tx = Some(urgent_tx);
         // Boxed, not pinned on the stack, so that dropping it closes the plugin's stdin.
-        let mut writer = Box::pin(writer);
+        let mut writer = Box::pin(write_lines(stdin, urgent, &mut self.inbox, trace.clone()));
         let mut writer_done = false;
         let mut stdout_done = false;
         let mut pings = tokio::time::interval(limits.ping_interval);
@@ -440,7 +447,10 @@ impl Runner {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => {
-                    let _ = self.inbox_tx.try_send(ToPlugin::Goodbye(Goodbye { reason: "the bot is shutting down".into() }));
+                    let goodbye = encode(&ToPlugin::Goodbye(Goodbye { reason: "the bot is shutting down".into() }));
+                    if let (Some(tx), Some(line)) = (urgent_tx.take(), goodbye) {
+                        let _ = tx.send(line);
+                    }
                     if !writer_done {
                         let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
                     }
@@ -453,7 +463,13 @@ impl Runner {
                 _ = &mut writer, if !writer_done => {
                     writer_done = true;
                 }
-                item = lines.next(), if !stdout_done => match item {
+                response = lane.next() => {
+                    let line = encode(&ToPlugin::Response(response));
+                    if let (Some(tx), Some(line)) = (&urgent_tx, line) {
+                        let _ = tx.send(line);
+                    }
+                }
+                item = lines.next(), if !stdout_done && !lane.is_full() => match item {
                     None | Some(Err(_)) => stdout_done = true,
                     Some(Ok(Err(err))) => {
                         let total = self.counters.malformed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -470,8 +486,13 @@ impl Runner {
                         }
                     }
                     Some(Ok(Ok(msg))) => {
-                        if trace {
-                            trace_line("<-", &self.settings.spec.name, &msg);
+                        if let Some(name) = &trace {
+                            trace_line("<-", name, &msg);
+                        }
+                        // A plugin working through a backlog answers its ping late but is not
+                        // hung: any line it writes shows it is making progress.
+                        if let Some((_, sent)) = &mut liveness {
+                            *sent = tokio::time::Instant::now();
                         }
                         match msg {
                             FromPlugin::Pong(pong) => {
@@ -483,26 +504,25 @@ impl Runner {
                                 }
                             }
                             FromPlugin::Hello(_) => warn!("plugin sent a second hello; ignored"),
+                            FromPlugin::Request(request) => lane.push(request),
                             other => {
-                                let _ = self.router.send(FromRunner::Output { plugin: index, generation, msg: other }).await;
+                                let _ = self.router.send(FromRunner::Output { plugin: index, msg: other }).await;
                             }
                         }
                     }
                 },
                 Some(Control::Sync(token)) = self.ctl.recv() => {
-                    let id = PingId(self.next_ping);
-                    self.next_ping += 1;
-                    if self.inbox_tx.try_send(ToPlugin::Ping(Ping { id })).is_ok() {
+                    // Behind every event queued so far, so its pong means they were all handled.
+                    let (id, queued) = ping(&mut self.next_ping, &self.inbox_tx);
+                    if queued {
                         syncs.insert(id, token);
                     } else {
                         let _ = self.router.send(FromRunner::Synced { plugin: index, token }).await;
                     }
                 }
                 _ = pings.tick(), if liveness.is_none() => {
-                    let id = PingId(self.next_ping);
-                    self.next_ping += 1;
                     // A full inbox still starts the clock: a plugin that stops reading is hung.
-                    let _ = self.inbox_tx.try_send(ToPlugin::Ping(Ping { id }));
+                    let (id, _) = ping(&mut self.next_ping, &self.inbox_tx);
                     liveness = Some((id, tokio::time::Instant::now()));
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
@@ -520,6 +540,63 @@ impl Runner {
     }
 }
 
+/// Queues a ping behind the events already in the inbox; says whether it fit.
+fn ping(next: &mut u64, inbox: &ByteSender<Line>) -> (PingId, bool) {
+    let id = PingId(*next);
+    *next += 1;
+    let queued =
+        encode(&ToPlugin::Ping(Ping { id })).is_some_and(|line| inbox.try_send(line).is_ok());
+    (id, queued)
+}
+
+/// Feeds the plugin's stdin: urgent lines (responses, the goodbye) first, then events from the
+/// inbox, several lines to a write when several are ready. Ends when stdin fails or after the
+/// goodbye (once the urgent sender is gone).
+async fn write_lines(
+    mut stdin: ChildStdin,
+    mut urgent: mpsc::UnboundedReceiver<Line>,
+    inbox: &mut ByteReceiver<Line>,
+    trace: Option<String>,
+) {
+    let mut batch: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut last = false;
+    while !last {
+        let first = tokio::select! {
+            biased;
+            line = urgent.recv() => match line {
+                Some(line) => line,
+                None => return,
+            },
+            Some(line) = inbox.recv() => line,
+        };
+        batch.extend_from_slice(&first);
+        if let Some(name) = &trace {
+            trace_bytes("->", name, &first);
+        }
+        while batch.len() < WRITE_BATCH {
+            let next = match urgent.try_recv() {
+                Ok(line) => line,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    last = true;
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => match inbox.try_recv() {
+                    Some(line) => line,
+                    None => break,
+                },
+            };
+            batch.extend_from_slice(&next);
+            if let Some(name) = &trace {
+                trace_bytes("->", name, &next);
+            }
+        }
+        if stdin.write_all(&batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -530,6 +607,11 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 fn trace_line<T: serde::Serialize>(arrow: &str, name: &str, msg: &T) {
     let json = serde_json::to_string(msg).unwrap_or_else(|e| format!("<unencodable: {e}>"));
     eprintln!("[{name}] {arrow} {json}");
+}
+
+fn trace_bytes(arrow: &str, name: &str, line: &[u8]) {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    eprintln!("[{name}] {arrow} {}", String::from_utf8_lossy(line));
 }
 
 fn type_name(msg: &FromPlugin) -> String {
