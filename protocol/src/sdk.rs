@@ -315,7 +315,14 @@ pub fn run<P: Plugin>(plugin: P) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(plugin, tokio::io::stdin(), tokio::io::stdout()));
+    let result = runtime.block_on(async {
+        match (pipe_in(), pipe_out()) {
+            (Some(input), Some(output)) => serve(plugin, input, output).await,
+            (Some(input), None) => serve(plugin, input, tokio::io::stdout()).await,
+            (None, Some(output)) => serve(plugin, tokio::io::stdin(), output).await,
+            (None, None) => serve(plugin, tokio::io::stdin(), tokio::io::stdout()).await,
+        }
+    });
     // Reading stdin blocks a thread that cannot be interrupted: waiting for it would keep a
     // plugin whose start-up failed alive until the host happened to write another line.
     runtime.shutdown_background();
@@ -326,6 +333,21 @@ pub fn run<P: Plugin>(plugin: P) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Stdin as a non-blocking pipe read by the runtime itself, when it is a pipe (as under the
+/// host): `tokio::io::stdin` would hand every read to a blocking thread and back.
+fn pipe_in() -> Option<tokio::net::unix::pipe::Receiver> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+/// Stdout as a non-blocking pipe, when it is one; see [`pipe_in`].
+fn pipe_out() -> Option<tokio::net::unix::pipe::Sender> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok()
 }
 
 /// Speaks the protocol on `input`/`output` until EOF or goodbye.
@@ -342,7 +364,14 @@ where
         loop {
             tokio::select! {
                 msg = out_rx.recv() => match msg {
-                    Some(msg) => sink.send(msg).await?,
+                    Some(msg) => {
+                        // Whatever else is ready goes out in the same write.
+                        sink.feed(msg).await?;
+                        while let Ok(more) = out_rx.try_recv() {
+                            sink.feed(more).await?;
+                        }
+                        sink.flush().await?;
+                    }
                     None => break,
                 },
                 // The plugin is done even if a task it spawned still holds a `Context`: write

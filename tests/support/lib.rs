@@ -61,6 +61,12 @@ pub fn skip_or_fail(what: &str) {
         panic!("{what} (CI is set, so this is a failure, not a skip)");
     }
     eprintln!("SKIP: {what}");
+    // Test runners capture a passing test's output; the terminal, when there is one, shows
+    // the skip anyway.
+    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        use std::io::Write;
+        let _ = writeln!(tty, "SKIP: {what}");
+    }
 }
 
 /// A fresh working directory with a `hamper` command builder that runs in it.
