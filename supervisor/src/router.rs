@@ -7,6 +7,7 @@
 //! which are bounded in bytes.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -526,14 +527,16 @@ impl Router {
                 .iter()
                 .map(|p| {
                     let status = p.status();
-                    let restarts = p
-                        .counters()
-                        .restarts
-                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let counters = p.counters();
+                    let restarts = counters.restarts.load(Ordering::Relaxed);
+                    let dropped = match counters.dropped.load(Ordering::Relaxed) {
+                        0 => String::new(),
+                        n => format!(", {n} events dropped"),
+                    };
                     match &status.state {
-                        State::Failed(reason) => format!("{}: failed ({reason})", p.name),
+                        State::Failed(reason) => format!("{}: failed ({reason}){dropped}", p.name),
                         state => format!(
-                            "{}: {}{} ({restarts} restarts)",
+                            "{}: {}{} ({restarts} restarts){dropped}",
                             p.name,
                             state.as_str(),
                             status

@@ -155,6 +155,42 @@ fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
 }
 
 #[test]
+fn events_a_deaf_plugin_cannot_take_are_counted_and_plugins_says_how_many() {
+    let bad = hamper_tests::bin("hamper-misbehave");
+    let plugins = format!(
+        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: deaf}}, inbox: 64KiB, ping_interval: 3600}}]",
+        bad.display()
+    );
+    let (_sb, bot, mut peer) = bot_and_peer(&[
+        ("nickname", "hb"),
+        ("password", ""),
+        ("flood", "off"),
+        ("plugins", &plugins),
+        ("RUST_LOG", "info"),
+    ]);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    // Some 400 KiB of commands for a plugin that never reads: its pipe and its 64 KiB inbox
+    // take the first ones, the rest are dropped.
+    let padding = "x".repeat(300);
+    for i in 0..500 {
+        peer.send(&format!(":eve!e@h PRIVMSG #keyed :!bad ping {i} {padding}"));
+    }
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!plugins");
+    let line = peer.expect(T, "the bad plugin's line", |l| l.contains(":bad: running"));
+    let dropped: u64 = line
+        .rsplit_once(", ")
+        .and_then(|(_, tail)| tail.strip_suffix(" events dropped"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in {line}"));
+    assert!((1..500).contains(&dropped), "{line}");
+    let log = bot.stderr_text();
+    assert!(log.contains("plugin inbox full; dropping events"), "{log}");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
 fn secrets_never_reach_the_log() {
     let (_sb, bot, mut peer) = bot_and_peer(&[("DATABASE_URL", "sqlite:hamper.db")]);
     peer.expect(T, "USER", |l| l.starts_with("USER "));
