@@ -534,7 +534,12 @@ impl Router {
                         n => format!(", {n} events dropped"),
                     };
                     match &status.state {
-                        State::Failed(reason) => format!("{}: failed ({reason}){dropped}", p.name),
+                        State::Failed(reason) => {
+                            format!(
+                                "{}: failed ({reason}) ({restarts} restarts){dropped}",
+                                p.name
+                            )
+                        }
                         state => format!(
                             "{}: {}{} ({restarts} restarts){dropped}",
                             p.name,
