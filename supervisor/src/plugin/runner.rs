@@ -464,6 +464,11 @@ impl Runner {
                     writer_done = true;
                 }
                 response = lane.next() => {
+                    // Until now the plugin may have been waiting on the host, not hung: its ping
+                    // clock starts again.
+                    if let Some((_, sent)) = &mut liveness {
+                        *sent = tokio::time::Instant::now();
+                    }
                     let line = encode(&ToPlugin::Response(response));
                     if let (Some(tx), Some(line)) = (&urgent_tx, line) {
                         let _ = tx.send(line);
@@ -525,7 +530,7 @@ impl Runner {
                     let (id, _) = ping(&mut self.next_ping, &self.inbox_tx);
                     liveness = Some((id, tokio::time::Instant::now()));
                 }
-                _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                _ = sleep_until_opt(deadline), if deadline.is_some() && !lane.is_full() => {
                     process::kill_group(pid);
                     let _ = child.wait().await;
                     return End::Crashed(format!("did not answer a ping within {}s (hung or not reading stdin)", limits.ping_timeout.as_secs_f64()));
