@@ -129,7 +129,16 @@ async fn dispatch(cli: Cli) -> ExitCode {
         None | Some(Command::Run) => (Frontend::Irc, false),
         Some(Command::Console(args)) => (Frontend::Console(args.options()), args.trace),
         Some(Command::Plugin { plugin, console }) => {
-            config.plugins = vec![single_plugin(plugin, &config)];
+            let spec = single_plugin(plugin, &config);
+            if console.trace && spec.name != *plugin {
+                // The name is also the storage namespace and the config section, which an
+                // author running a file by path cannot guess for `seen_short.py`.
+                eprintln!(
+                    "[{name}] {plugin} runs as the plugin `{name}`: its storage namespace, config section and HAMPER_PLUGIN_NAME",
+                    name = spec.name
+                );
+            }
+            config.plugins = vec![spec];
             (Frontend::Console(console.options()), console.trace)
         }
         Some(Command::CheckConfig) => return check_config(&config),
@@ -177,10 +186,35 @@ fn single_plugin(arg: &str, config: &Config) -> PluginSpec {
             })
             .collect();
         let mut spec = PluginSpec::named(if name.is_empty() { "plugin" } else { &name });
-        spec.command = Some(vec![arg.to_string()]);
+        spec.command = Some(script_command(arg));
         spec
     } else {
         PluginSpec::named(arg)
+    }
+}
+
+/// How to run the file `arg`: itself when it is executable, else its interpreter, known by its
+/// extension, followed by it, so that `hamper plugin seen.py` works without `chmod +x`.
+fn script_command(arg: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::Path::new(arg);
+    let program = if arg.contains('/') {
+        arg.to_string()
+    } else {
+        format!("./{arg}")
+    };
+    let executable = path
+        .metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+    let interpreter = match path.extension().and_then(|e| e.to_str()) {
+        Some("py") => Some("python3"),
+        Some("js" | "mjs" | "cjs") => Some("node"),
+        Some("sh") => Some("sh"),
+        _ => None,
+    };
+    match interpreter {
+        Some(interpreter) if !executable => vec![interpreter.to_string(), program],
+        _ => vec![program],
     }
 }
 

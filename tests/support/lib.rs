@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod ircd;
+pub mod markdown;
 pub mod pg;
 pub mod procs;
 

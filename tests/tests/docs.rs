@@ -8,7 +8,8 @@
 //! - the worked Python and shell plugins run under `hamper console` and `hamper plugin`, and say
 //!   exactly what their transcripts in the documentation say; the shell plugin writes valid JSON
 //!   whatever it is fed;
-//! - the conversations shown in `docs/plugins.md` and the errors and warnings shown in
+//! - the conversations shown in `docs/plugins.md` (those of the built-in plugins; the example
+//!   plugins' are run by `sdks.rs`) and the errors and warnings shown in
 //!   `docs/config.md` are what the bot prints.
 
 // Test helpers outside `#[test]` functions panic on purpose, like the tests themselves.
@@ -22,60 +23,13 @@ use hamper_protocol::{
     CommandEvent, ErrorCode, FromPlugin, IncrParams, KeyParams, ListParams, Message, PingId,
     SetParams, Subscription, ToPlugin,
 };
-use hamper_tests::{
-    assert_success, run_with_input, skip_or_fail, stdout_lines, workspace_root, Sandbox,
+use hamper_tests::markdown::{
+    docs_dir, example_name, fenced_blocks, file_block, read_doc, split_transcript, transcript_after,
 };
+use hamper_tests::{assert_success, run_with_input, skip_or_fail, stdout_lines, Sandbox};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-
-/// One fenced code block of a Markdown file.
-#[derive(Debug, Clone)]
-struct Block {
-    /// The info string after the opening fence, e.g. `json`.
-    info: String,
-    /// The 1-based line of the opening fence, for messages.
-    line: usize,
-    /// The content, with the fence's indentation removed, each line ending in `\n`.
-    body: String,
-}
-
-/// The fenced (```) code blocks of `markdown`, in order.
-fn fenced_blocks(markdown: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut open: Option<(String, usize, usize, String)> = None;
-    for (i, raw) in markdown.lines().enumerate() {
-        let trimmed = raw.trim_start();
-        let indent = raw.len() - trimmed.len();
-        match open.as_mut() {
-            None => {
-                if let Some(info) = trimmed.strip_prefix("```") {
-                    open = Some((info.trim().to_string(), i + 1, indent, String::new()));
-                }
-            }
-            Some((_, _, fence_indent, body)) => {
-                if trimmed == "```" {
-                    let (info, line, _, body) = open.take().unwrap();
-                    blocks.push(Block { info, line, body });
-                } else {
-                    body.push_str(&raw[indent.min(*fence_indent)..]);
-                    body.push('\n');
-                }
-            }
-        }
-    }
-    assert!(open.is_none(), "a code fence is never closed");
-    blocks
-}
-
-fn docs_dir() -> PathBuf {
-    workspace_root().join("docs")
-}
-
-fn read_doc(name: &str) -> String {
-    let path = docs_dir().join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
 
 /// Every Markdown file in `docs/`, by file name.
 fn all_docs() -> Vec<(String, String)> {
@@ -96,23 +50,6 @@ fn all_docs() -> Vec<(String, String)> {
             (n, text)
         })
         .collect()
-}
-
-/// The code block of language `info` whose first line is `# file: NAME`.
-fn file_block(doc: &str, info: &str, name: &str) -> (usize, Block) {
-    let marker = format!("# file: {name}\n");
-    let blocks = fenced_blocks(doc);
-    let found: Vec<(usize, Block)> = blocks
-        .into_iter()
-        .enumerate()
-        .filter(|(_, b)| b.info == info && b.body.starts_with(&marker))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected exactly one ```{info} block starting with `# file: {name}`"
-    );
-    found.into_iter().next().unwrap()
 }
 
 /// The keys of `doc` (recursively) that `wire` does not have: fields the types ignored, which
@@ -469,33 +406,6 @@ fn config_error_transcripts_are_what_hamper_prints() {
     );
 }
 
-/// A console transcript from the docs: the lines typed (`you> …`) and the lines printed.
-fn split_transcript(body: &str) -> (String, Vec<String>) {
-    let mut input = String::new();
-    let mut output = Vec::new();
-    for line in body.lines() {
-        match line.strip_prefix("you> ") {
-            Some(typed) => {
-                input.push_str(typed);
-                input.push('\n');
-            }
-            None if line.trim().is_empty() => {}
-            None => output.push(line.to_string()),
-        }
-    }
-    (input, output)
-}
-
-/// The first ```text block after block number `index`: the example's transcript.
-fn transcript_after(doc: &str, index: usize) -> (String, Vec<String>) {
-    let block = fenced_blocks(doc)
-        .into_iter()
-        .skip(index + 1)
-        .find(|b| b.info == "text")
-        .expect("a transcript follows the example");
-    split_transcript(&block.body)
-}
-
 fn have_python() -> bool {
     let found = Command::new("python3")
         .arg("--version")
@@ -770,9 +680,14 @@ fn visible(lines: Vec<String>) -> Vec<String> {
 fn conversations_in_plugins_md_are_what_the_bot_says() {
     let doc = read_doc("plugins.md");
     let mut checked = 0;
-    for block in fenced_blocks(&doc) {
-        // Blocks with process ids or shell commands are illustrations, not transcripts.
+    let blocks = fenced_blocks(&doc);
+    for (i, block) in blocks.iter().enumerate() {
+        // Blocks with process ids or shell commands are illustrations, not transcripts. The
+        // conversation after an example plugin is that plugin's, and tests/tests/sdks.rs runs it.
         if block.info != "text" || !block.body.contains("you> ") || block.body.contains("pid ") {
+            continue;
+        }
+        if i > 0 && example_name(&blocks[i - 1]).is_some() {
             continue;
         }
         let (script, want) = split_transcript(&block.body);
