@@ -76,14 +76,33 @@ run()
 "#,
 };
 
-const LANGUAGES: [&Language; 1] = [&PYTHON];
+const SHELL: Language = Language {
+    info: "sh",
+    ext: "sh",
+    interpreter: "sh",
+    shebang: "#!/bin/sh",
+    helper: "sdk/sh/hamper.sh",
+    needs: &["jq"],
+    faulty: r#"
+. "$(dirname "$0")/hamper.sh"
+boom() { echo "ka""boom" >&2; return 3; }
+count() {
+    echo "debug words"
+    kv_set word "not a number"
+    kv_incr word || reply "error code: $error_code"
+}
+hamper_command boom boom
+hamper_command count count
+hamper_run
+"#,
+};
 
-/// Whether `program` runs; if not, skips (or fails, in CI) saying what it was needed for.
+const LANGUAGES: [&Language; 2] = [&PYTHON, &SHELL];
+
+/// Whether `program` can be started; if not, skips (or fails, in CI) saying what it was
+/// needed for.
 fn have(program: &str, why: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = Command::new(program).arg("--version").output().is_ok();
     if !found {
         skip_or_fail(&format!("`{program}` is needed {why}"));
     }
