@@ -23,10 +23,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use hamper_tests::markdown::{exchanges, file_block, read_doc, transcript_block_after};
 use hamper_tests::{
-    assert_success, run_with_input, skip_or_fail, stdout_lines, workspace_root, Sandbox,
+    assert_success, run_with_input, skip_or_fail, stdout_lines, wait_for, workspace_root, Sandbox,
 };
 use serde_json::{json, Value};
 
@@ -97,7 +98,26 @@ hamper_run
 "#,
 };
 
-const LANGUAGES: [&Language; 2] = [&PYTHON, &SHELL];
+const NODE: Language = Language {
+    info: "javascript",
+    ext: "js",
+    interpreter: "node",
+    shebang: "#!/usr/bin/env node",
+    helper: "sdk/node/hamper-plugin.js",
+    needs: &[],
+    faulty: r#"
+const { command, kv, run } = require("./hamper-plugin");
+command("boom", () => { throw new Error("ka" + "boom"); });
+command("count", async () => {
+    console.log("debug words");
+    await kv.set("word", "not a number");
+    try { await kv.incr("word"); } catch (err) { return "error code: " + err.code; }
+});
+run();
+"#,
+};
+
+const LANGUAGES: [&Language; 3] = [&PYTHON, &SHELL, &NODE];
 
 /// Whether `program` can be started; if not, skips (or fails, in CI) saying what it was
 /// needed for.
@@ -294,31 +314,81 @@ fn a_file_run_by_path_is_named_after_it_and_the_trace_says_so() {
     }
 }
 
-/// A host's side of a conversation, fed to a plugin at once: the plugin must read it line by
-/// line and answer in order.
-fn scripted_host() -> String {
-    let lines = [
-        json!({"type":"hello","protocol_version":1,"name":"seen","commands":["seen"],"subscriptions":["message"],"rejected":[],"config":null,"bot":{"nick":"hamper","channels":[],"command_prefix":"!","connected":true}}),
-        json!({"type":"command","command":"seen","invoked_as":"seen","args":"Alice","channel":"#c","nick":"bob","user":null,"host":null,"account":null,"text":"!seen Alice","message":"seen Alice","directed":true,"target":null,"private":false,"action":false,"time":1}),
-        // Arrives while the plugin waits for its answer: to be answered after the reply.
-        json!({"type":"ping","id":7}),
-        json!({"type":"response","id":99,"result":{"value":"an answer to nothing it asked"}}),
-        json!({"type":"response","id":1,"result":{"value":"alice last said: hi"}}),
-        json!({"type":"ping","id":8}),
-        json!({"type":"goodbye","reason":"the test is over"}),
-        json!({"type":"ping","id":9}),
-    ];
-    lines.iter().map(|l| format!("{l}\n")).collect()
+/// A plugin process driven line by line, as hamper would drive it, without hamper.
+struct Driven {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    name: String,
+}
+
+impl Driven {
+    fn start(mut cmd: Command, name: &str) -> Driven {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start the plugin");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take().unwrap();
+        Driven {
+            child,
+            stdin,
+            lines,
+            name: name.to_string(),
+        }
+    }
+
+    fn send(&mut self, message: Value) {
+        use std::io::Write;
+        writeln!(self.stdin, "{message}").expect("write to the plugin");
+    }
+
+    /// The next line the plugin writes, within 20 s.
+    fn next(&self, what: &str) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{}: no {what} within 20s ({e})", self.name));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{}: {e}: {line}", self.name))
+    }
+
+    /// What the plugin writes until it exits by itself (with stdin still open), and its status.
+    fn rest(mut self) -> (Vec<String>, std::process::ExitStatus) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut rest = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => rest.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!(
+                    "{}: did not exit within 20s ({e}); wrote {rest:?}",
+                    self.name
+                ),
+            }
+        }
+        let status = wait_for(Duration::from_secs(20), "the plugin's exit", || {
+            self.child.try_wait().expect("try_wait")
+        });
+        (rest, status)
+    }
 }
 
 #[test]
 fn every_helper_answers_in_order_and_stops_at_goodbye() {
-    let want = [
-        json!({"type":"request","id":1,"method":"kv.get","params":{"key":"#c/alice"}}),
-        json!({"type":"reply","channel":"#c","nick":"bob","text":"alice last said: hi"}),
-        json!({"type":"pong","id":7}),
-        json!({"type":"pong","id":8}),
-    ];
     for language in LANGUAGES {
         if !language.available() {
             continue;
@@ -328,13 +398,34 @@ fn every_helper_answers_in_order_and_stops_at_goodbye() {
         let path = language.write(&sb, &file, &language.example(&file), false);
         let mut cmd = Command::new(language.interpreter);
         cmd.arg(&path).current_dir(sb.path());
-        let out = succeeded(run_with_input(cmd, scripted_host()));
-        let lines: Vec<Value> = stdout_lines(&out)
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}: {e}: {l}")))
-            .collect();
-        assert_eq!(lines.first().map(|h| &h["type"]), Some(&json!("hello")));
-        assert_eq!(&lines[1..], &want, "{file}\n{}", stderr_of(&out));
+        let mut plugin = Driven::start(cmd, &file);
+        assert_eq!(plugin.next("hello")["type"], "hello");
+        plugin.send(json!({"type":"hello","protocol_version":1,"name":"seen","commands":["seen"],"subscriptions":["message"],"rejected":[],"config":null,"bot":{"nick":"hamper","channels":[],"command_prefix":"!","connected":true}}));
+        plugin.send(json!({"type":"command","command":"seen","invoked_as":"seen","args":"Alice","channel":"#c","nick":"bob","user":null,"host":null,"account":null,"text":"!seen Alice","message":"seen Alice","directed":true,"target":null,"private":false,"action":false,"time":1}));
+        // Both arrive while the plugin waits for its answer: the ping is to be answered after
+        // the reply, and the response to nothing it asked ignored.
+        plugin.send(json!({"type":"ping","id":7}));
+        plugin.send(json!({"type":"response","id":99,"result":{"value":"an answer to nothing"}}));
+        assert_eq!(
+            plugin.next("request"),
+            json!({"type":"request","id":1,"method":"kv.get","params":{"key":"#c/alice"}})
+        );
+        plugin.send(json!({"type":"response","id":1,"result":{"value":"alice last said: hi"}}));
+        assert_eq!(
+            plugin.next("reply"),
+            json!({"type":"reply","channel":"#c","nick":"bob","text":"alice last said: hi"})
+        );
+        assert_eq!(plugin.next("pong"), json!({"type":"pong","id":7}));
+        plugin.send(json!({"type":"ping","id":8}));
+        plugin.send(json!({"type":"goodbye","reason":"the test is over"}));
+        plugin.send(json!({"type":"ping","id":9}));
+        let (rest, status) = plugin.rest();
+        assert_eq!(
+            rest,
+            [r#"{"type":"pong","id":8}"#],
+            "{file}: nothing after goodbye"
+        );
+        assert!(status.success(), "{file}: {status}");
     }
 }
 
