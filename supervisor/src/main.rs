@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hamper::config::{Config, PluginSpec};
+use hamper::config::{Config, ConfigError, KeyError, PluginSpec};
 use hamper::console::ConsoleOptions;
 use hamper::{Frontend, RunError, RunOptions};
 use tokio_util::sync::CancellationToken;
@@ -221,6 +221,26 @@ fn script_command(arg: &str) -> Vec<String> {
 fn check_config(config: &Config) -> ExitCode {
     for warning in &config.warnings {
         eprintln!("hamper: warning: {warning}");
+    }
+    // Each plugin's program, as the runner would check it before starting it (and a missing
+    // script after an interpreter, which only the plugin's own stderr would reveal).
+    let errors: Vec<KeyError> = config
+        .plugins
+        .iter()
+        .enumerate()
+        .filter_map(|(i, spec)| {
+            let err = hamper::plugin::process::check(spec, config.plugin_dir.as_deref()).err()?;
+            let (problem, fix) = err.problem_and_fix();
+            Some(KeyError {
+                key: format!("plugins[{i}] ({})", spec.name),
+                problem,
+                fix,
+            })
+        })
+        .collect();
+    if !errors.is_empty() {
+        eprintln!("hamper: {}", ConfigError { errors });
+        return ExitCode::from(2);
     }
     match serde_yaml_ng::to_string(&config.masked()) {
         Ok(yaml) => print!("{yaml}"),

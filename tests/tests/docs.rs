@@ -301,6 +301,25 @@ fn dollar_vars(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Creates, as executable files, the paths the plugin `command`s of a `hamper.conf` example
+/// name (`plugins/echo.py`), which `check-config` checks are there.
+fn create_plugin_files(sb: &Sandbox, yaml: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    let entries = config.get("plugins").and_then(|p| p.as_sequence()).cloned();
+    for entry in entries.unwrap_or_default() {
+        let words = entry.get("command").and_then(|c| c.as_sequence()).cloned();
+        for word in words.unwrap_or_default().iter().filter_map(|w| w.as_str()) {
+            if word.contains('/') {
+                let path = sb.path().join(word);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, "").unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn hamper_conf_examples_pass_check_config() {
     let mut checked = 0;
@@ -311,6 +330,7 @@ fn hamper_conf_examples_pass_check_config() {
             }
             let sb = Sandbox::new();
             sb.write_config(&block.body);
+            create_plugin_files(&sb, &block.body);
             let mut cmd = sb.hamper();
             cmd.arg("check-config");
             for var in dollar_vars(&block.body) {
@@ -404,6 +424,54 @@ fn config_error_transcripts_are_what_hamper_prints() {
         stderr_lines(&out),
         transcript_after_command(&doc, "is not a port number")
     );
+}
+
+#[test]
+fn check_config_names_each_plugin_that_cannot_start_and_the_fix() {
+    let doc = read_doc("config.md");
+    let yaml = fenced_blocks(&doc)
+        .into_iter()
+        .find(|b| b.info == "yaml" && b.body.contains("command: sh plugins/shout.sh"))
+        .expect("the example of plugins that cannot start");
+    let sb = Sandbox::new();
+    sb.write_config(&yaml.body);
+    std::fs::write(sb.path().join("roll.py"), "print()\n").unwrap();
+    let out = sb.hamper().arg("check-config").output().expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "plugins[1] (seen)")
+    );
+    assert!(out.stdout.is_empty());
+
+    // Fixed as the messages say, the same configuration passes.
+    let fixed = yaml
+        .body
+        .replace(
+            "command: sh plugins/shout.sh",
+            "command: [sh, plugins/shout.sh]",
+        )
+        .replace("pyhton3", "python3")
+        .replace(
+            "  - weather\n",
+            "  - {name: weather, command: [python3, plugins/weather.py]}\n",
+        );
+    sb.write_config(&fixed);
+    create_plugin_files(&sb, &fixed);
+    std::fs::write(sb.path().join("echo.py"), "").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        sb.path().join("roll.py"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = sb.hamper().arg("check-config").output().expect("run");
+    assert_success(&out);
 }
 
 fn have_python() -> bool {

@@ -24,18 +24,23 @@ const MAX_STDERR_LINE: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     /// The configured program does not exist or cannot be executed.
-    #[error("plugin `{plugin}`: {problem}; fix `command` in its entry under `plugins`")]
+    #[error("plugin `{plugin}`: {problem}; fix: {fix}")]
     BadProgram {
         /// The plugin.
         plugin: String,
         /// What is wrong with the program.
         problem: String,
+        /// What to change.
+        fix: String,
     },
     /// The built-in plugin's binary is nowhere to be found.
-    #[error("plugin binary `{binary}` not found in {searched}; build it with `cargo build --workspace`, put it on PATH, or set `plugin_dir`")]
+    #[error(
+        "plugin `{name}`: plugin binary `hamper-{name}` not found {searched}; fix: {}",
+        builtin_fix(name)
+    )]
     NotFound {
-        /// `hamper-<name>`.
-        binary: String,
+        /// The plugin, whose binary is `hamper-<name>`.
+        name: String,
         /// Where it was looked for.
         searched: String,
     },
@@ -50,6 +55,10 @@ pub enum SpawnError {
     },
 }
 
+fn builtin_fix(name: &str) -> String {
+    format!("build hamper's plugins (`cargo build --workspace`) and keep them next to `hamper`, put `hamper-{name}` on PATH, or set `plugin_dir`; if `{name}` is a program of your own, give its entry the command to run it: {{name: {name}, command: [python3, plugins/{name}.py]}}")
+}
+
 impl SpawnError {
     /// Whether retrying cannot help (the program does not exist or cannot be executed).
     pub fn is_permanent(&self) -> bool {
@@ -59,6 +68,19 @@ impl SpawnError {
                 source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ),
+        }
+    }
+
+    /// What is wrong and what to change, without naming the plugin: for `check-config`, which
+    /// names the entry itself.
+    pub fn problem_and_fix(&self) -> (String, String) {
+        match self {
+            SpawnError::BadProgram { problem, fix, .. } => (problem.clone(), fix.clone()),
+            SpawnError::NotFound { name, searched } => (
+                format!("plugin binary `hamper-{name}` not found {searched}"),
+                builtin_fix(name),
+            ),
+            SpawnError::Spawn { .. } => (self.to_string(), "see the error".into()),
         }
     }
 }
@@ -99,35 +121,114 @@ pub fn resolve(spec: &PluginSpec, plugin_dir: Option<&Path>) -> Result<Launch, S
 /// guard a missing program would otherwise only show as a plugin that exits before its hello.
 fn check_program(plugin: &str, program: &str) -> Result<(), SpawnError> {
     use std::os::unix::fs::PermissionsExt;
-    let bad = |problem: String| SpawnError::BadProgram {
+    let bad = |problem: String, fix: String| SpawnError::BadProgram {
         plugin: plugin.to_string(),
         problem,
+        fix,
     };
     if program.is_empty() {
-        return Err(bad("the command is empty".into()));
+        return Err(bad(
+            "the command is empty".into(),
+            "name the program to run in `command`, e.g. command: [python3, plugins/weather.py]"
+                .into(),
+        ));
     }
     let executable = |p: &Path| {
         p.metadata()
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
+    let found = program.contains('/') && Path::new(program).exists()
+        || !program.contains('/')
+            && std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| executable(&dir.join(program)))
+            });
+    if !found && program.split_whitespace().nth(1).is_some() {
+        let words: Vec<&str> = program.split_whitespace().collect();
+        return Err(bad(
+            format!(
+                "program `{program}` not found: a `command` string is one program, spaces and all"
+            ),
+            format!(
+                "write the program and its arguments as a list, command: [{}]",
+                words.join(", ")
+            ),
+        ));
+    }
     if program.contains('/') {
         let path = Path::new(program);
         return match path.metadata() {
-            Err(e) => Err(bad(format!("`{program}` cannot be used: {e}"))),
-            Ok(_) if !executable(path) => Err(bad(format!(
-                "`{program}` is not an executable file (chmod +x it, or name its interpreter first, e.g. [python3, {program}])"
-            ))),
+            Err(e) => Err(bad(
+                format!("`{program}` cannot be used: {e}"),
+                "correct the path in `command` (a relative path starts in the directory hamper runs in)".into(),
+            )),
+            Ok(_) if !executable(path) => Err(bad(
+                format!("`{program}` is not an executable file"),
+                format!("chmod +x {program}, or name its interpreter first in `command`, e.g. [python3, {program}]"),
+            )),
             Ok(_) => Ok(()),
         };
     }
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
-        .unwrap_or(false);
     if found {
         Ok(())
     } else {
-        Err(bad(format!("program `{program}` not found on PATH")))
+        Err(bad(
+            format!("program `{program}` not found on PATH"),
+            "install it, or correct `command` in the plugin's entry under `plugins`".into(),
+        ))
     }
+}
+
+/// Interpreters whose first argument that is not an option is the script to run.
+const INTERPRETERS: &[&str] = &[
+    "python", "python2", "python3", "pypy", "pypy3", "node", "nodejs", "sh", "bash", "dash", "zsh",
+    "ksh", "ruby", "perl", "php", "lua",
+];
+
+/// Options after which an interpreter runs code or a module, not a script file.
+const CODE_OPTIONS: &[&str] = &["-c", "-m", "-e", "-E", "--eval", "-p", "--print"];
+
+/// Checks the script after an interpreter (`[python3, plugins/seen.py]`): the interpreter
+/// exists, so only the plugin's own stderr would say that its script does not. Only an argument
+/// that looks like a file (a `/` or an extension) counts, so that an option's value is not
+/// taken for a script.
+fn check_script(plugin: &str, argv: &[String]) -> Result<(), SpawnError> {
+    let Some((program, args)) = argv.split_first() else {
+        return Ok(());
+    };
+    let base = Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !INTERPRETERS.contains(&base) && !INTERPRETERS.contains(&program.as_str()) {
+        return Ok(());
+    }
+    for arg in args {
+        if CODE_OPTIONS.contains(&arg.as_str()) {
+            return Ok(());
+        }
+        if arg.starts_with('-') {
+            continue;
+        }
+        let looks_like_a_file = arg.contains('/') || Path::new(arg).extension().is_some();
+        if looks_like_a_file && !Path::new(arg).exists() {
+            return Err(SpawnError::BadProgram {
+                plugin: plugin.to_string(),
+                problem: format!("the script `{arg}` given to `{program}` does not exist"),
+                fix: "correct its path in `command` (a relative path starts in the directory hamper runs in)".into(),
+            });
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// Everything that can be known about a plugin's command before starting it, for
+/// `hamper check-config`: what [`resolve`] refuses, and a missing script after an interpreter.
+/// (At run time such a plugin exits at once and its own stderr says why.)
+pub fn check(spec: &PluginSpec, plugin_dir: Option<&Path>) -> Result<(), SpawnError> {
+    let launch = resolve(spec, plugin_dir)?;
+    check_script(&spec.name, &launch.argv)
 }
 
 fn find_builtin(name: &str, plugin_dir: Option<&Path>) -> Result<PathBuf, SpawnError> {
@@ -158,12 +259,15 @@ fn find_builtin(name: &str, plugin_dir: Option<&Path>) -> Result<PathBuf, SpawnE
     }
     let searched = match plugin_dir {
         Some(dir) => format!(
-            "{} (plugin_dir), next to `hamper`, or on PATH",
+            "in {} (plugin_dir), next to `hamper`, or on PATH",
             dir.display()
         ),
         None => "next to `hamper` or on PATH".to_string(),
     };
-    Err(SpawnError::NotFound { binary, searched })
+    Err(SpawnError::NotFound {
+        name: name.to_string(),
+        searched,
+    })
 }
 
 /// A running plugin process and its pipes.
@@ -447,11 +551,65 @@ mod tests {
             let err = resolve(&spec, None).expect_err("bad program");
             let text = err.to_string();
             assert!(
-                text.contains(problem) && text.contains("fix `command`"),
+                text.contains(problem) && text.contains("; fix: "),
                 "{cmd:?}: {text}"
             );
             assert!(err.is_permanent());
         }
+    }
+
+    #[test]
+    fn check_finds_what_an_author_gets_wrong_and_says_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("seen.py");
+        std::fs::write(&script, "print()").expect("write");
+        let script = script.display().to_string();
+        let cases: [(Vec<&str>, Option<&str>, &str); 8] = [
+            (
+                vec!["python3", "nope.py"],
+                Some("the script `nope.py` given to `python3` does not exist"),
+                "correct its path",
+            ),
+            (
+                vec!["python3 seen.py"],
+                Some("a `command` string is one program"),
+                "command: [python3, seen.py]",
+            ),
+            (
+                vec!["pyhton3", &script],
+                Some("program `pyhton3` not found on PATH"),
+                "install it",
+            ),
+            (vec![&script], Some("is not an executable file"), "chmod +x"),
+            (vec!["python3", "-u", &script], None, ""),
+            (vec!["python3", "-m", "some.module"], None, ""),
+            (vec!["sh", "-c", "exec ./x.sh"], None, ""),
+            (
+                vec!["python3", &script, "--config", "missing.yaml"],
+                None,
+                "",
+            ),
+        ];
+        for (command, problem, fix) in cases {
+            let mut spec = PluginSpec::named("seen");
+            spec.command = Some(command.iter().map(|s| s.to_string()).collect());
+            match (check(&spec, None), problem) {
+                (Ok(()), None) => {}
+                (Err(err), Some(problem)) => {
+                    let (said, fixed) = err.problem_and_fix();
+                    assert!(said.contains(problem), "{command:?}: {said}");
+                    assert!(fixed.contains(fix), "{command:?}: {fixed}");
+                }
+                (got, _) => panic!("{command:?}: {got:?}"),
+            }
+        }
+        let err = check(&PluginSpec::named("weather-xyz"), None).expect_err("no such binary");
+        let (problem, fix) = err.problem_and_fix();
+        assert!(
+            problem.contains("`hamper-weather-xyz` not found"),
+            "{problem}"
+        );
+        assert!(fix.contains("{name: weather-xyz, command: ["), "{fix}");
     }
 
     #[test]
