@@ -62,9 +62,60 @@ impl<D, E> Default for NdjsonCodec<D, E> {
 fn parse_line<D: DeserializeOwned>(line: &[u8]) -> Result<D, LineError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     serde_json::from_slice(line).map_err(|err| LineError::Malformed {
-        reason: err.to_string(),
+        reason: explain(&err, line),
         start: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
     })
+}
+
+/// Says what is wrong with a line in the words of a plugin author, who did not write serde's
+/// types and needs to know what to change. Only runs for a line that failed to decode.
+fn explain(err: &serde_json::Error, line: &[u8]) -> String {
+    let said = err.to_string();
+    let said = said.split(" at line ").next().unwrap_or(&said);
+    let text = String::from_utf8_lossy(line);
+    let value: serde_json::Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(_) => {
+            let trimmed = text.trim_start();
+            let repr = trimmed.starts_with("{'")
+                || [": True", ": False", ": None"]
+                    .iter()
+                    .any(|w| trimmed.contains(w));
+            return if repr {
+                format!("not JSON but a Python repr ({said}): JSON has double quotes and true, false, null; write the line with json.dumps(message)")
+            } else {
+                format!("not JSON ({said}); stdout carries protocol lines only: write logs and debugging output to stderr")
+            };
+        }
+    };
+    let kind = match &value {
+        serde_json::Value::Object(map) => map.get("type"),
+        other => {
+            let what = match other {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                _ => "not an object",
+            };
+            return format!("JSON, but {what}: each line must be one object with a `type`");
+        }
+    };
+    match kind {
+        None => "the object has no `type`: each line needs one, e.g. {\"type\":\"reply\",…}".into(),
+        Some(serde_json::Value::String(kind)) => {
+            match said.strip_prefix("unknown variant ") {
+                Some(rest) => {
+                    let known = rest
+                        .split_once("expected one of ")
+                        .map(|(_, list)| list.replace('`', ""))
+                        .unwrap_or_default();
+                    format!("`type` \"{kind}\" is not a message type of this protocol; use one of: {known}")
+                }
+                None => format!("a `{kind}` line: {said}"),
+            }
+        }
+        Some(other) => format!("`type` is {other}, not the name of a message such as \"reply\""),
+    }
 }
 
 impl<D: DeserializeOwned, E> Decoder for NdjsonCodec<D, E> {
@@ -179,6 +230,31 @@ mod tests {
         assert_eq!(items[0], Ok(FromPlugin::Pong(Pong { id: PingId(1) })));
         assert!(matches!(items[1], Err(LineError::Malformed { .. })));
         assert_eq!(items[2], Ok(FromPlugin::Pong(Pong { id: PingId(2) })));
+    }
+
+    #[test]
+    fn a_bad_line_is_explained_in_an_authors_words() {
+        let cases = [
+            ("{'type': 'pong', 'id': 1}", "not JSON but a Python repr"),
+            ("{\"type\": \"pong\", \"id\": None}", "not JSON but a Python repr"),
+            ("starting up...", "write logs and debugging output to stderr"),
+            ("[1, 2]", "JSON, but an array: each line must be one object with a `type`"),
+            ("{\"id\": 1}", "the object has no `type`"),
+            ("{\"type\": 1}", "`type` is 1, not the name of a message such as \"reply\""),
+            ("{\"type\": \"replay\"}", "`type` \"replay\" is not a message type of this protocol; use one of: hello, reply, say"),
+            ("{\"type\": \"reply\", \"text\": \"hi\"}", "a `reply` line: missing field `nick`"),
+        ];
+        for (line, want) in cases {
+            let mut codec = Codec::new(1024);
+            let items = decode_all(&mut codec, format!("{line}\n").as_bytes());
+            match &items[..] {
+                [Err(LineError::Malformed { reason, .. })] => {
+                    assert!(reason.contains(want), "{line}: {reason}");
+                    assert!(!reason.contains("variant identifier"), "{line}: {reason}");
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -282,6 +282,10 @@ fn a_plugin_without_a_hello_is_restarted_then_failed() {
     );
     let line = s.ask_until("!plugins", "bad: failed", Duration::from_secs(30));
     assert!(line.contains("no hello"), "{line}");
+    assert!(
+        line.contains("flush after every line (print(..., flush=True) in Python"),
+        "the likely cause is named: {line}"
+    );
     karma_still_answers(&mut s, "grape");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
@@ -338,4 +342,51 @@ fn kill_9_of_the_supervisor_leaves_no_plugin_behind() {
     for g in groups {
         assert!(procs::group_members(g).is_empty(), "group {g} is empty");
     }
+}
+
+#[test]
+fn a_malformed_line_is_explained_and_names_its_plugin_at_the_default_log_level() {
+    // A plugin in plain sh that, asked `!oops`, writes what authors write by mistake.
+    let sb = Sandbox::new();
+    std::fs::write(
+        sb.path().join("oops.sh"),
+        r##"printf '%s\n' '{"type":"hello","protocol_version":1,"commands":[{"name":"oops"}]}'
+while IFS= read -r line; do
+    case $line in
+    '{"type":"command"'*)
+        printf '%s\n' "{'type': 'reply', 'channel': None, 'nick': 'you', 'text': 'hi'}"
+        printf '%s\n' '{"type":"replay","channel":null,"nick":"you","text":"hi"}'
+        printf '%s\n' '{"type":"reply","channel":"#hamper","nick":"you","text":"done"}' ;;
+    '{"type":"ping","id":'*)
+        id=${line#*\"id\":}; printf '{"type":"pong","id":%s}\n' "${id%%[!0-9]*}" ;;
+    esac
+done
+"##,
+    )
+    .expect("write oops.sh");
+    sb.write_config("plugins:\n  - {name: oops, command: [sh, oops.sh]}\n");
+    let mut cmd = sb.hamper();
+    cmd.env_remove("RUST_LOG").arg("console");
+    let out = hamper_tests::run_with_input(cmd, "!oops\n");
+    hamper_tests::assert_success(&out);
+    assert_eq!(hamper_tests::stdout_lines(&out), ["<hamper> done"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    for warning in &warnings {
+        assert!(
+            warning.contains("plugin=oops"),
+            "names the plugin: {warning}"
+        );
+    }
+    assert!(
+        warnings[0].contains("not JSON but a Python repr") && warnings[0].contains("json.dumps"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].contains(r#"`type` "replay" is not a message type of this protocol; use one of: hello, reply, say"#),
+        "{}",
+        warnings[1]
+    );
 }

@@ -464,7 +464,12 @@ async fn wait_gone(child: &mut Child, pgid: u32, grace: Duration) -> Option<Exit
 
 /// Stops a plugin whose stdin the caller has already closed (after its goodbye): waits `grace`,
 /// then SIGTERMs the group, waits `grace`, then SIGKILLs it. Always reaps the leader.
-pub async fn terminate(child: &mut Child, pgid: u32, grace: Duration) -> Option<ExitStatus> {
+pub async fn terminate(
+    plugin: &str,
+    child: &mut Child,
+    pgid: u32,
+    grace: Duration,
+) -> Option<ExitStatus> {
     if let Some(status) = wait_gone(child, pgid, grace).await {
         if !group_alive(pgid) {
             return Some(status);
@@ -476,14 +481,22 @@ pub async fn terminate(child: &mut Child, pgid: u32, grace: Duration) -> Option<
             return Some(status);
         }
     }
-    tracing::warn!(pgid, "plugin did not stop after SIGTERM; sending SIGKILL");
+    tracing::warn!(
+        plugin,
+        pgid,
+        "plugin did not stop after SIGTERM; sending SIGKILL"
+    );
     signal_group(pgid, Signal::SIGKILL);
     let status = child.wait().await.ok();
     // SIGKILL is delivered at once but a process dies only when the kernel next runs it: the
     // rest of the group may still be live for a moment after the leader was reaped.
     if wait_group_empty(pgid, KILL_DEADLINE).await {
         signal_group(pgid, Signal::SIGKILL);
-        tracing::warn!(pgid, "processes of the plugin's group outlived SIGKILL");
+        tracing::warn!(
+            plugin,
+            pgid,
+            "processes of the plugin's group outlived SIGKILL"
+        );
     }
     status
 }
@@ -636,7 +649,7 @@ mod tests {
         let mut p = spawn("stubborn", &launch, None).expect("spawn");
         drop(p.stdin);
         let started = std::time::Instant::now();
-        let status = terminate(&mut p.child, p.pid, Duration::from_millis(200)).await;
+        let status = terminate("stubborn", &mut p.child, p.pid, Duration::from_millis(200)).await;
         assert!(status.is_some(), "leader reaped");
         assert!(!group_alive(p.pid), "group gone");
         assert!(started.elapsed() >= Duration::from_millis(400));

@@ -286,7 +286,7 @@ impl Runner {
         let hello = tokio::select! {
             _ = self.shutdown.cancelled() => {
                 drop(stdin);
-                process::terminate(&mut child, pid, grace).await;
+                process::terminate(self.name(), &mut child, pid, grace).await;
                 return End::Shutdown;
             }
             first = tokio::time::timeout(self.settings.spec.limits.handshake_timeout, lines.next()) => {
@@ -315,7 +315,7 @@ impl Runner {
                 )
                 .await;
             drop(stdin);
-            process::terminate(&mut child, pid, grace).await;
+            process::terminate(self.name(), &mut child, pid, grace).await;
             return End::Permanent(reason);
         }
 
@@ -330,7 +330,7 @@ impl Runner {
             .await;
         let Ok(host_hello) = reply_rx.await else {
             drop(stdin);
-            process::terminate(&mut child, pid, grace).await;
+            process::terminate(self.name(), &mut child, pid, grace).await;
             return End::Shutdown;
         };
         let handshake = tokio::time::timeout(
@@ -352,7 +352,7 @@ impl Runner {
         let end = self.serve(&mut child, pid, stdin, &mut lines).await;
         if let End::Crashed(reason) = &end {
             if process::sweep_group(pid) {
-                warn!("plugin left processes behind in its group; killed them");
+                warn!(plugin = %self.name(), "plugin left processes behind in its group; killed them");
             }
             // Deliver what it wrote just before it stopped, without waiting on anything it
             // may have left holding its stdout. Its requests can no longer be answered.
@@ -377,7 +377,7 @@ impl Runner {
         }
         match first {
             Err(_) => Err(format!(
-                "sent no hello within {}s",
+                "sent no hello within {}s; if it writes one, its stdout is probably buffered: flush after every line (print(..., flush=True) in Python, fflush(stdout) in C)",
                 self.settings.spec.limits.handshake_timeout.as_secs_f64()
             )),
             Ok(None) | Ok(Some(Err(_))) => Err("exited or closed stdout before its hello".into()),
@@ -478,7 +478,7 @@ impl Runner {
                     None | Some(Err(_)) => stdout_done = true,
                     Some(Ok(Err(err))) => {
                         let total = self.counters.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-                        warn!(error = %err, total, "malformed line from plugin; ignored");
+                        warn!(plugin = %self.settings.spec.name, error = %err, total, "malformed line from plugin; ignored");
                         let now = Instant::now();
                         malformed.push_back(now);
                         while malformed.front().is_some_and(|t| now.duration_since(*t) > MALFORMED_WINDOW) {
@@ -508,7 +508,7 @@ impl Runner {
                                     let _ = self.router.send(FromRunner::Synced { plugin: index, token }).await;
                                 }
                             }
-                            FromPlugin::Hello(_) => warn!("plugin sent a second hello; ignored"),
+                            FromPlugin::Hello(_) => warn!(plugin = %self.settings.spec.name, "plugin sent a second hello; ignored"),
                             FromPlugin::Request(request) => lane.push(request),
                             other => {
                                 let _ = self.router.send(FromRunner::Output { plugin: index, msg: other }).await;
@@ -539,7 +539,7 @@ impl Runner {
         }
         // Shutdown: the writer has sent the goodbye and closed stdin, or is dropped here.
         drop(writer);
-        process::terminate(child, pid, self.settings.grace).await;
+        process::terminate(&self.settings.spec.name, child, pid, self.settings.grace).await;
         info!("plugin stopped");
         End::Shutdown
     }
