@@ -3,9 +3,9 @@
 //! Every example is taken from the documentation as it stands, so the docs cannot drift:
 //!
 //! - each runs under `hamper console` and prints exactly its transcript;
-//! - each `!seen` runs alone under `hamper plugin PATH --trace`, prints its transcript (less the
+//! - each runs alone under `hamper plugin PATH --trace`, prints its transcript (less the
 //!   `!help` lines, with no help plugin running) and writes exactly the protocol lines expected,
-//!   the same in every language;
+//!   the `!seen` plugins the same ones in every language;
 //! - fed a scripted host directly, each helper answers a ping that arrived while it waited for a
 //!   response only after the reply to the event before it, ignores a response to nothing it
 //!   asked, and stops reading at `goodbye`;
@@ -231,8 +231,16 @@ fn every_example_says_what_its_transcript_says() {
     }
 }
 
-/// What every `!seen` example writes for its transcript (less `!help`), as the trace shows it:
-/// every line from the plugin but its pongs.
+/// What `hello.py` writes for its transcript, as the trace shows it: every line from the
+/// plugin but its pongs.
+const HELLO_TRACE: &[&str] = &[
+    r##"{"type":"hello","protocol_version":1,"name":"hello","version":"","description":"hello [NAME] - Say hello to NAME, or to you.","help":"","commands":[{"name":"hello","aliases":[],"usage":"hello [NAME]","help":"Say hello to NAME, or to you.","long_help":"","directed":true,"permission":null}],"subscriptions":["message"]}"##,
+    r##"{"type":"reply","channel":"#hamper","nick":"you","text":"Hello, you!"}"##,
+    r##"{"type":"reply","channel":"#hamper","nick":"you","text":"Hello, world!"}"##,
+    r##"{"type":"reply","channel":"#hamper","nick":"you","text":"You're welcome, you."}"##,
+];
+
+/// What every `!seen` example writes for its transcript (less `!help`), as the trace shows it.
 const SEEN_TRACE: &[&str] = &[
     r##"{"type":"hello","protocol_version":1,"name":"seen","version":"","description":"seen NICK - Say what NICK last said in this channel.","help":"","commands":[{"name":"seen","aliases":[],"usage":"seen NICK","help":"Say what NICK last said in this channel.","long_help":"","directed":true,"permission":null}],"subscriptions":["message"]}"##,
     r##"{"type":"request","id":1,"method":"kv.set","params":{"key":"#hamper/you","value":"you last said: hello everyone"}}"##,
@@ -249,35 +257,50 @@ const SEEN_TRACE: &[&str] = &[
 ];
 
 #[test]
-fn every_seen_runs_alone_with_an_exact_trace() {
+fn every_example_runs_alone_with_an_exact_trace() {
     for language in LANGUAGES {
         if !language.available() {
             continue;
         }
-        let file = format!("seen.{}", language.ext);
-        let sb = Sandbox::new();
-        language.write(&sb, &file, &language.example(&file), true);
-        let alone: Vec<_> = transcript_of(language.info, &file)
-            .into_iter()
-            .filter(|(typed, _)| !typed.starts_with("!help"))
-            .collect();
-        let (script, want) = script_and_output(&alone);
-        let mut cmd = sb.hamper();
-        cmd.args(["plugin", &format!("./{file}"), "--trace"]);
-        let out = succeeded(run_with_input(cmd, &script));
-        assert_eq!(stdout_lines(&out), want, "{file}");
-        let err = stderr_of(&out);
-        let sent: Vec<&str> = err
-            .lines()
-            .filter_map(|l| l.strip_prefix("[seen] <- "))
-            .filter(|l| !l.starts_with(r#"{"type":"pong""#))
-            .collect();
-        assert_eq!(sent, SEEN_TRACE, "{file}:\n{err}");
-        let pongs = err.matches(r#"[seen] <- {"type":"pong""#).count();
-        let pings = err.matches(r#"[seen] -> {"type":"ping""#).count();
-        assert_eq!(pongs, pings, "every ping answered:\n{err}");
-        assert!(err.contains("[seen] -> {\"type\":\"goodbye\""), "{err}");
-        assert!(!err.contains("WARN"), "{file}:\n{err}");
+        for file in examples(language) {
+            let name = file.split('.').next().unwrap();
+            let want_trace = if name == "hello" {
+                HELLO_TRACE
+            } else {
+                SEEN_TRACE
+            };
+            let sb = Sandbox::new();
+            language.write(&sb, &file, &language.example(&file), true);
+            let alone: Vec<_> = transcript_of(language.info, &file)
+                .into_iter()
+                .filter(|(typed, _)| !typed.starts_with("!help"))
+                .collect();
+            let (script, want) = script_and_output(&alone);
+            let mut cmd = sb.hamper();
+            cmd.args(["plugin", &format!("./{file}"), "--trace"]);
+            let out = succeeded(run_with_input(cmd, &script));
+            assert_eq!(stdout_lines(&out), want, "{file}");
+            let err = stderr_of(&out);
+            let from_plugin = format!("[{name}] <- ");
+            let sent: Vec<&str> = err
+                .lines()
+                .filter_map(|l| l.strip_prefix(from_plugin.as_str()))
+                .filter(|l| !l.starts_with(r#"{"type":"pong""#))
+                .collect();
+            assert_eq!(sent, want_trace, "{file}:\n{err}");
+            let pongs = err
+                .matches(&format!(r#"[{name}] <- {{"type":"pong""#))
+                .count();
+            let pings = err
+                .matches(&format!(r#"[{name}] -> {{"type":"ping""#))
+                .count();
+            assert_eq!(pongs, pings, "{file}: every ping answered:\n{err}");
+            assert!(
+                err.contains(&format!(r#"[{name}] -> {{"type":"goodbye""#)),
+                "{err}"
+            );
+            assert!(!err.contains("WARN"), "{file}:\n{err}");
+        }
     }
 }
 
