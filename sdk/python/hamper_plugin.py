@@ -74,6 +74,8 @@ class Event(dict):
     A field the event lacks reads as ``None``."""
 
     def __getattr__(self, field):
+        if field.startswith("__"):  # copy, pickle and friends probe for these
+            raise AttributeError(field)
         return self.get(field)
 
     def reply(self, text):
@@ -136,10 +138,11 @@ def log(*parts):
 
 # --- the pipe ---------------------------------------------------------------------------------
 
-# Stdout is kept for protocol lines; sys.stdout becomes stderr, so that a stray print() is a log
-# line instead of a malformed protocol line.
+# Stdout is kept for protocol lines; from the import on, sys.stdout is stderr, so that a stray
+# print() (even one before run()) is a log line instead of a malformed protocol line.
 _out = sys.stdout.buffer
 _in = sys.stdin.buffer
+sys.stdout = sys.stderr
 _deferred = collections.deque()
 _next_id = 1
 
@@ -308,7 +311,6 @@ def _serve(name, description, help, version):
     if sys.stdin.isatty():
         log("this is a hamper plugin; try it with: hamper plugin %s" % sys.argv[0])
         return 2
-    sys.stdout = sys.stderr
     _send(_hello(name, description, help, version))
     while True:
         message = _next()

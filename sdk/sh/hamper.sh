@@ -16,8 +16,9 @@
 # Handlers run one at a time, in order, in this shell (not a subshell), and see the event's
 # fields as variables: $type $nick $channel $text $message $args $command $invoked_as $directed
 # $private $action $target $user $host $old $new $reason $by $topic $is_bot $server, plus $event
-# (the whole line, for jq). A handler's stdout goes to stderr (hamper's log): the protocol has
-# its own descriptor, 3. A handler that fails is logged, and the plugin carries on.
+# (the whole line, for jq). Once this file is sourced, the script's stdout goes to stderr
+# (hamper's log): the protocol has its own descriptor, 3. A handler that fails is logged, and
+# the plugin carries on.
 
 _hamper_nl='
 '
@@ -27,6 +28,10 @@ _hamper_subs=''      # "message join ..."
 _hamper_queue=''     # lines read while waiting for a response, one per line
 _hamper_id=0
 hamper_config=null   # the plugin's config section (JSON), set by the host's hello
+
+# From here on, protocol lines go to descriptor 3 and the script's own output to stderr, so that
+# an `echo` for debugging is a log line instead of a malformed protocol line.
+exec 3>&1 1>&2
 
 hamper_log() { printf '%s\n' "$*" >&2; }
 
@@ -149,7 +154,6 @@ hamper_run() {
         exit 2
     fi
     command -v jq >/dev/null 2>&1 || { hamper_log "hamper.sh needs jq (apt-get install jq)"; exit 1; }
-    exec 3>&1 1>&2
     printf '%s' "$_hamper_specs" | jq -sc --arg name "${HAMPER_PLUGIN_NAME:-$(basename "$0" .sh)}" \
         --arg d "${1:-}" --arg h "${2:-}" --arg subs "$_hamper_subs" \
         '{type:"hello",protocol_version:1,name:$name,version:"",

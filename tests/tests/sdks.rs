@@ -46,7 +46,8 @@ struct Language {
     /// Programs the helper needs besides the interpreter.
     needs: &'static [&'static str],
     /// A plugin (not from the docs) whose command `boom` fails, whose command `count` replies
-    /// with the code of a storage error, and which writes `debug words` to stdout.
+    /// with the code of a storage error, and which writes `loading` to stdout as it starts and
+    /// `debug words` in a handler.
     faulty: &'static str,
 }
 
@@ -59,6 +60,7 @@ const PYTHON: Language = Language {
     needs: &[],
     faulty: r#"
 from hamper_plugin import command, kv, run, HamperError
+print("loading")
 
 @command("boom")
 def boom(cmd):
@@ -86,6 +88,7 @@ const SHELL: Language = Language {
     needs: &["jq"],
     faulty: r#"
 . "$(dirname "$0")/hamper.sh"
+echo loading
 boom() { echo "ka""boom" >&2; return 3; }
 count() {
     echo "debug words"
@@ -107,6 +110,7 @@ const NODE: Language = Language {
     needs: &[],
     faulty: r#"
 const { command, kv, run } = require("./hamper-plugin");
+console.log("loading");
 command("boom", () => { throw new Error("ka" + "boom"); });
 command("count", async () => {
     console.log("debug words");
@@ -475,6 +479,7 @@ fn a_failing_handler_is_reported_and_the_plugin_carries_on() {
         let err = stderr_of(&out);
         assert_eq!(err.matches("kaboom").count(), 2, "{file}: {err}");
         assert!(err.contains("debug words"), "{file}: {err}");
+        assert!(err.contains("loading"), "{file}: {err}");
         assert!(!err.contains("malformed"), "{file}: {err}");
     }
 }
