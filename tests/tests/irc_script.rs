@@ -148,8 +148,7 @@ fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
         answers += 1;
     }
     sender.join().expect("writer thread");
-    let log = bot.stderr_text();
-    let status = bot.terminate(Duration::from_secs(30));
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(!log.contains("dropping"), "nothing was dropped:\n{log}");
 }
@@ -185,8 +184,7 @@ fn events_a_deaf_plugin_cannot_take_are_counted_and_plugins_says_how_many() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no drop count in {line}"));
     assert!((1..500).contains(&dropped), "{line}");
-    let log = bot.stderr_text();
-    assert!(log.contains("plugin inbox full; dropping events"), "{log}");
+    bot.expect_log("plugin inbox full; dropping events");
     assert!(bot.terminate(Duration::from_secs(30)).success());
 }
 
@@ -197,8 +195,7 @@ fn secrets_never_reach_the_log() {
     peer.send_bytes(b":srv 001 hamper :Welcome");
     peer.send_bytes(b":NickServ!s@services NOTICE hamper :Password accepted");
     peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
-    let log = bot.stderr_text();
-    let status = bot.terminate(Duration::from_secs(30));
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
     assert!(status.success());
     assert!(
         log.contains("registered"),
