@@ -32,6 +32,27 @@ fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
     (sb, bot, IrcClient::from_stream(stream))
 }
 
+/// The bot as `hb`, with no password, karma and the misbehaving fixture as `bad` in `mode`
+/// (`extra` adds to its entry), `env` on top; registered and joined to `#keyed`.
+fn registered_bot(mode: &str, extra: &str, env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
+    let plugins = format!(
+        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: {mode}}}{extra}}}]",
+        hamper_tests::bin("hamper-misbehave").display()
+    );
+    let mut all = vec![
+        ("nickname", "hb"),
+        ("password", ""),
+        ("plugins", plugins.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    all.extend_from_slice(env);
+    let (sb, bot, mut peer) = bot_and_peer(&all);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    (sb, bot, peer)
+}
+
 #[test]
 fn registration_nickserv_keyed_join_ping_hostile_lines_and_quit() {
     let (_sb, bot, mut peer) = bot_and_peer(&[("nickname", "hb")]);
@@ -78,20 +99,7 @@ fn registration_nickserv_keyed_join_ping_hostile_lines_and_quit() {
 
 #[test]
 fn a_plugin_writing_without_pause_cannot_freeze_the_connection() {
-    let bad = hamper_tests::bin("hamper-misbehave");
-    let plugins = format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: behave}}}}]",
-        bad.display()
-    );
-    let (_sb, bot, mut peer) = bot_and_peer(&[
-        ("nickname", "hb"),
-        ("password", ""),
-        ("plugins", &plugins),
-        ("RUST_LOG", "info"),
-    ]);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[]);
     peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad flood");
     peer.expect(T, "the flood", |l| l == "PRIVMSG #keyed flood");
     // Far more server lines than the bot's queues hold, while the plugin writes without pause.
@@ -111,15 +119,7 @@ fn a_plugin_writing_without_pause_cannot_freeze_the_connection() {
 #[test]
 fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
     const BURST: usize = 10_000;
-    let (_sb, bot, mut peer) = bot_and_peer(&[
-        ("nickname", "hb"),
-        ("password", ""),
-        ("flood", "off"),
-        ("RUST_LOG", "info"),
-    ]);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[("flood", "off")]);
     peer.send_bytes(b":hb!b@h JOIN #keyed");
     peer.send_bytes(b":eve!e@h PRIVMSG #keyed :burst++");
     peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!karma burst");
@@ -155,21 +155,11 @@ fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
 
 #[test]
 fn events_a_deaf_plugin_cannot_take_are_counted_and_plugins_says_how_many() {
-    let bad = hamper_tests::bin("hamper-misbehave");
-    let plugins = format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: deaf}}, inbox: 64KiB, ping_interval: 3600}}]",
-        bad.display()
+    let (_sb, bot, mut peer) = registered_bot(
+        "deaf",
+        ", inbox: 64KiB, ping_interval: 3600",
+        &[("flood", "off")],
     );
-    let (_sb, bot, mut peer) = bot_and_peer(&[
-        ("nickname", "hb"),
-        ("password", ""),
-        ("flood", "off"),
-        ("plugins", &plugins),
-        ("RUST_LOG", "info"),
-    ]);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
     // Some 400 KiB of commands for a plugin that never reads: its pipe and its 64 KiB inbox
     // take the first ones, the rest are dropped.
     let padding = "x".repeat(300);
