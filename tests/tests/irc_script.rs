@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use hamper_tests::ircd::IrcClient;
+use hamper_tests::ircd::{accept_within, IrcClient};
 use hamper_tests::{Sandbox, Session};
 
 const T: Duration = Duration::from_secs(20);
@@ -28,7 +28,7 @@ fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
         .env("plugins", "[karma]")
         .envs(env.iter().copied());
     let bot = Session::start(cmd);
-    let (stream, _) = listener.accept().unwrap();
+    let stream = accept_within(&listener, T, "the bot's connection");
     (sb, bot, IrcClient::from_stream(stream))
 }
 
@@ -175,6 +175,45 @@ fn events_a_deaf_plugin_cannot_take_are_counted_and_plugins_says_how_many() {
         .unwrap_or_else(|| panic!("no drop count in {line}"));
     assert!((1..500).contains(&dropped), "{line}");
     bot.expect_log("plugin inbox full; dropping events");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_silent_server_is_pinged_then_left_for_a_new_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sb = Sandbox::new();
+    let mut cmd = sb.hamper();
+    cmd.arg("run")
+        .env("RUST_LOG", "info")
+        .env("server", "127.0.0.1")
+        .env("port", port.to_string())
+        .env("nickname", "hb")
+        .env("channels", "[\"#quiet\"]")
+        .env("plugins", "[karma]")
+        .env("ping_interval", "0.5")
+        .env("ping_timeout", "0.5");
+    let bot = Session::start(cmd);
+    let mut peer = IrcClient::from_stream(accept_within(&listener, T, "the bot's connection"));
+    peer.answer_pings = false;
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l == "JOIN #quiet");
+    peer.send_bytes(b":hb!b@h JOIN #quiet");
+    // From here on the server says nothing, as a frozen server or a dead NAT would.
+    peer.expect(T, "a keepalive PING", |l| l.starts_with("PING "));
+    bot.expect_log("sending PING");
+    let mut peer = IrcClient::from_stream(accept_within(&listener, T, "a new connection"));
+    peer.expect(T, "registration on the new connection", |l| l == "NICK hb");
+    let log = bot.expect_log("irc connection lost; reconnecting");
+    assert!(log.contains("not even an answer to our PING"), "{log}");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_server_password_with_a_space_is_one_parameter() {
+    let (_sb, bot, mut peer) = bot_and_peer(&[("nickname", "hb"), ("password", "two words")]);
+    peer.expect(T, "PASS", |l| l == "PASS :two words");
     assert!(bot.terminate(Duration::from_secs(30)).success());
 }
 
