@@ -28,6 +28,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "owners",
     "plugin_dir",
     "flood",
+    "ping_interval",
+    "ping_timeout",
 ];
 
 /// The plugins run when the config names none.
@@ -207,6 +209,10 @@ pub struct Config {
     pub plugin_dir: Option<PathBuf>,
     /// Output pacing towards the IRC server.
     pub flood: Flood,
+    /// Silence from the IRC server after which the bot pings it.
+    pub ping_interval: Duration,
+    /// How long the server may leave that ping unanswered before the bot reconnects.
+    pub ping_timeout: Duration,
     /// Each plugin's own section (`null` when it has none), and any other top-level key.
     pub sections: BTreeMap<String, Value>,
     /// Things that are not errors but probably mistakes, for the log and `check-config`.
@@ -288,6 +294,8 @@ impl Config {
             "command_prefix": self.command_prefix,
             "owners": self.owners,
             "plugin_dir": self.plugin_dir,
+            "ping_interval": self.ping_interval.as_secs_f64(),
+            "ping_timeout": self.ping_timeout.as_secs_f64(),
             "flood": match self.flood {
                 Flood::Off => json!("off"),
                 Flood::Bucket { burst, per_second } => json!({"burst": burst, "per_second": per_second}),
@@ -454,6 +462,26 @@ impl Config {
             }),
         };
         let plugin_dir = get("plugin_dir").and_then(scalar_string).map(PathBuf::from);
+        let mut seconds = |key: &str, default: u64| match get(key) {
+            None => Duration::from_secs(default),
+            Some(v) => match v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|s| (0.1..=3600.0).contains(s))
+            {
+                Some(secs) => Duration::from_secs_f64(secs),
+                None => {
+                    errors.push(KeyError::new(
+                        key,
+                        &format!("`{}` is not a number of seconds from 0.1 to 3600", show(v)),
+                        &format!("leave it out ({default} s) or write e.g. {key}: {default}"),
+                    ));
+                    Duration::from_secs(default)
+                }
+            },
+        };
+        let ping_interval = seconds("ping_interval", 30);
+        let ping_timeout = seconds("ping_timeout", 20);
         let flood = match get("flood") {
             None => Flood::default(),
             Some(v) => parse_flood(v).unwrap_or_else(|problem| {
@@ -519,6 +547,8 @@ impl Config {
                 owners,
                 plugin_dir,
                 flood,
+                ping_interval,
+                ping_timeout,
                 sections,
                 warnings,
             })

@@ -107,6 +107,7 @@ pub async fn run(
             settings.guard = options.guard.clone();
             settings.trace = options.trace;
             settings.storage = storage.clone();
+            settings.command_prefix = config.command_prefix.clone();
             spawn_runner(
                 settings,
                 runner_tx.clone(),

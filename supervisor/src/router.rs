@@ -227,6 +227,11 @@ impl Router {
             FromRunner::Call { call, reply, .. } => {
                 let _ = reply.send(self.answer(call));
             }
+            FromRunner::Unanswered { messages, text } => {
+                for message in messages {
+                    self.reply_lines(&message, &text, None).await;
+                }
+            }
         }
     }
 
@@ -502,8 +507,14 @@ impl Router {
                 };
                 match unavailable {
                     None => {
-                        if let Some(line) = encode(&ToPlugin::Command(event)) {
-                            plugin.deliver(&line);
+                        let delivered = encode(&ToPlugin::Command(event))
+                            .is_some_and(|line| plugin.deliver_command(line, message.clone()));
+                        if !delivered {
+                            let text = format!(
+                                "Sorry, the {} plugin is too busy to answer; try again in a moment.",
+                                plugin.name
+                            );
+                            self.reply_lines(&message, &text, None).await;
                         }
                     }
                     Some(text) => self.reply_lines(&message, &text, None).await,

@@ -78,12 +78,38 @@ impl Drop for Ngircd {
     }
 }
 
+/// Accepts the bot's next connection, or panics after `timeout` saying what was awaited.
+pub fn accept_within(listener: &std::net::TcpListener, timeout: Duration, what: &str) -> TcpStream {
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).expect("blocking stream");
+                return stream;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no connection within {timeout:?}: {what}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept failed while waiting for {what}: {e}"),
+        }
+    }
+}
+
 /// A line-based IRC client for tests.
 pub struct IrcClient {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     /// Every line received so far, for failure messages.
     pub seen: Vec<String>,
+    /// Whether `expect` answers a PING it reads (true unless a test plays a silent server).
+    pub answer_pings: bool,
 }
 
 impl IrcClient {
@@ -96,6 +122,7 @@ impl IrcClient {
             reader: BufReader::new(stream.try_clone().expect("clone")),
             writer: stream,
             seen: Vec::new(),
+            answer_pings: true,
         }
     }
 
@@ -144,7 +171,7 @@ impl IrcClient {
                 ),
                 Ok(_) => {
                     let line = line.trim_end_matches(['\r', '\n']).to_string();
-                    if let Some(token) = line.strip_prefix("PING ") {
+                    if let Some(token) = line.strip_prefix("PING ").filter(|_| self.answer_pings) {
                         self.send(&format!("PONG {token}"));
                     }
                     self.seen.push(line.clone());

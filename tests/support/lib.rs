@@ -196,6 +196,7 @@ pub struct Session {
     stdin: Option<std::process::ChildStdin>,
     lines: std::sync::mpsc::Receiver<String>,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     /// Every stdout line so far.
     pub seen: Vec<String>,
 }
@@ -221,7 +222,7 @@ impl Session {
         });
         let errs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let errs2 = errs.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -233,6 +234,7 @@ impl Session {
             child,
             lines: rx,
             stderr: errs,
+            stderr_reader: Some(stderr_reader),
             seen: Vec::new(),
         }
     }
@@ -305,6 +307,24 @@ impl Session {
         self.stderr.lock().expect("lock").join("\n")
     }
 
+    /// Waits until the log (stderr) holds `needle` and returns it all. The log is a pipe of its
+    /// own, read by a thread of its own: a line logged before an answer on stdout may still be
+    /// on its way when the answer is read, so a test waits for it instead of asserting at once.
+    pub fn expect_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {needle:?}; it says:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Closes stdin and waits for exit (at most `timeout`).
     pub fn finish(mut self, timeout: Duration) -> std::process::ExitStatus {
         drop(self.stdin.take());
@@ -355,6 +375,26 @@ pub fn pid_in(line: &str) -> u32 {
 }
 
 impl Session {
+    /// Sends SIGTERM, waits (at most `timeout`) for the exit status, and returns it with the
+    /// whole log, read to its end.
+    pub fn terminate_with_log(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let reader = self.stderr_reader.take();
+        let stderr = self.stderr.clone();
+        let status = self.terminate(timeout);
+        if let Some(reader) = reader {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !reader.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "something still holds the bot's stderr open after it exited"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let log = stderr.lock().expect("lock").join("\n");
+        (status, log)
+    }
+
     /// Sends SIGTERM and waits (at most `timeout`) for the exit status.
     pub fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
         let _ = Command::new("kill")

@@ -148,6 +148,5 @@ fn the_bot_reconnects_when_the_server_comes_back() {
     bob.expect_privmsg(BOT, "#test", "an answer after reconnecting", |t| {
         t == "No karma for bob"
     });
-    let log = bot.stderr_text();
-    assert!(log.contains("irc connection lost; reconnecting"), "{log}");
+    bot.expect_log("irc connection lost; reconnecting");
 }

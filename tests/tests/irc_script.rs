@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use hamper_tests::ircd::IrcClient;
+use hamper_tests::ircd::{accept_within, IrcClient};
 use hamper_tests::{Sandbox, Session};
 
 const T: Duration = Duration::from_secs(20);
@@ -28,8 +28,29 @@ fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
         .env("plugins", "[karma]")
         .envs(env.iter().copied());
     let bot = Session::start(cmd);
-    let (stream, _) = listener.accept().unwrap();
+    let stream = accept_within(&listener, T, "the bot's connection");
     (sb, bot, IrcClient::from_stream(stream))
+}
+
+/// The bot as `hb`, with no password, karma and the misbehaving fixture as `bad` in `mode`
+/// (`extra` adds to its entry), `env` on top; registered and joined to `#keyed`.
+fn registered_bot(mode: &str, extra: &str, env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
+    let plugins = format!(
+        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: {mode}}}{extra}}}]",
+        hamper_tests::bin("hamper-misbehave").display()
+    );
+    let mut all = vec![
+        ("nickname", "hb"),
+        ("password", ""),
+        ("plugins", plugins.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    all.extend_from_slice(env);
+    let (sb, bot, mut peer) = bot_and_peer(&all);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    (sb, bot, peer)
 }
 
 #[test]
@@ -78,20 +99,7 @@ fn registration_nickserv_keyed_join_ping_hostile_lines_and_quit() {
 
 #[test]
 fn a_plugin_writing_without_pause_cannot_freeze_the_connection() {
-    let bad = hamper_tests::bin("hamper-misbehave");
-    let plugins = format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: behave}}}}]",
-        bad.display()
-    );
-    let (_sb, bot, mut peer) = bot_and_peer(&[
-        ("nickname", "hb"),
-        ("password", ""),
-        ("plugins", &plugins),
-        ("RUST_LOG", "info"),
-    ]);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[]);
     peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad flood");
     peer.expect(T, "the flood", |l| l == "PRIVMSG #keyed flood");
     // Far more server lines than the bot's queues hold, while the plugin writes without pause.
@@ -111,15 +119,7 @@ fn a_plugin_writing_without_pause_cannot_freeze_the_connection() {
 #[test]
 fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
     const BURST: usize = 10_000;
-    let (_sb, bot, mut peer) = bot_and_peer(&[
-        ("nickname", "hb"),
-        ("password", ""),
-        ("flood", "off"),
-        ("RUST_LOG", "info"),
-    ]);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[("flood", "off")]);
     peer.send_bytes(b":hb!b@h JOIN #keyed");
     peer.send_bytes(b":eve!e@h PRIVMSG #keyed :burst++");
     peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!karma burst");
@@ -148,29 +148,18 @@ fn a_burst_of_ten_thousand_commands_gets_ten_thousand_answers() {
         answers += 1;
     }
     sender.join().expect("writer thread");
-    let log = bot.stderr_text();
-    let status = bot.terminate(Duration::from_secs(30));
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(!log.contains("dropping"), "nothing was dropped:\n{log}");
 }
 
 #[test]
 fn events_a_deaf_plugin_cannot_take_are_counted_and_plugins_says_how_many() {
-    let bad = hamper_tests::bin("hamper-misbehave");
-    let plugins = format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: deaf}}, inbox: 64KiB, ping_interval: 3600}}]",
-        bad.display()
+    let (_sb, bot, mut peer) = registered_bot(
+        "deaf",
+        ", inbox: 64KiB, ping_interval: 3600",
+        &[("flood", "off")],
     );
-    let (_sb, bot, mut peer) = bot_and_peer(&[
-        ("nickname", "hb"),
-        ("password", ""),
-        ("flood", "off"),
-        ("plugins", &plugins),
-        ("RUST_LOG", "info"),
-    ]);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
     // Some 400 KiB of commands for a plugin that never reads: its pipe and its 64 KiB inbox
     // take the first ones, the rest are dropped.
     let padding = "x".repeat(300);
@@ -185,8 +174,46 @@ fn events_a_deaf_plugin_cannot_take_are_counted_and_plugins_says_how_many() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no drop count in {line}"));
     assert!((1..500).contains(&dropped), "{line}");
-    let log = bot.stderr_text();
-    assert!(log.contains("plugin inbox full; dropping events"), "{log}");
+    bot.expect_log("plugin inbox full; dropping events");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_silent_server_is_pinged_then_left_for_a_new_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sb = Sandbox::new();
+    let mut cmd = sb.hamper();
+    cmd.arg("run")
+        .env("RUST_LOG", "info")
+        .env("server", "127.0.0.1")
+        .env("port", port.to_string())
+        .env("nickname", "hb")
+        .env("channels", "[\"#quiet\"]")
+        .env("plugins", "[karma]")
+        .env("ping_interval", "0.5")
+        .env("ping_timeout", "0.5");
+    let bot = Session::start(cmd);
+    let mut peer = IrcClient::from_stream(accept_within(&listener, T, "the bot's connection"));
+    peer.answer_pings = false;
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l == "JOIN #quiet");
+    peer.send_bytes(b":hb!b@h JOIN #quiet");
+    // From here on the server says nothing, as a frozen server or a dead NAT would.
+    peer.expect(T, "a keepalive PING", |l| l.starts_with("PING "));
+    bot.expect_log("sending PING");
+    let mut peer = IrcClient::from_stream(accept_within(&listener, T, "a new connection"));
+    peer.expect(T, "registration on the new connection", |l| l == "NICK hb");
+    let log = bot.expect_log("irc connection lost; reconnecting");
+    assert!(log.contains("not even an answer to our PING"), "{log}");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_server_password_with_a_space_is_one_parameter() {
+    let (_sb, bot, mut peer) = bot_and_peer(&[("nickname", "hb"), ("password", "two words")]);
+    peer.expect(T, "PASS", |l| l == "PASS :two words");
     assert!(bot.terminate(Duration::from_secs(30)).success());
 }
 
@@ -197,8 +224,7 @@ fn secrets_never_reach_the_log() {
     peer.send_bytes(b":srv 001 hamper :Welcome");
     peer.send_bytes(b":NickServ!s@services NOTICE hamper :Password accepted");
     peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
-    let log = bot.stderr_text();
-    let status = bot.terminate(Duration::from_secs(30));
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
     assert!(status.success());
     assert!(
         log.contains("registered"),

@@ -51,10 +51,8 @@ fn a_plugin_that_crashes_at_start_is_marked_failed_and_the_rest_carry_on() {
         "a crashing plugin is retried: {line}"
     );
     karma_still_answers(&mut s, "apple");
-    assert!(
-        s.stderr_text().contains("crashing at start, as asked"),
-        "the plugin's stderr reaches the log"
-    );
+    // The plugin's stderr reaches the log.
+    s.expect_log("crashing at start, as asked");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
 
@@ -92,11 +90,57 @@ fn answers_to_a_stopped_process_never_reach_its_successor() {
     s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
     s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
     s.ask("!bad strays", "strays 0 first=hello");
-    assert!(
-        s.stderr_text()
-            .contains("exiting with 3 with 200 requests open"),
-        "the first process did leave requests open"
+    // The first process did leave requests open.
+    s.expect_log("exiting with 3 with 200 requests open");
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_command_whose_plugin_crashes_or_hangs_while_answering_gets_an_answer() {
+    let (_sb, mut s) =
+        with_misbehaving("behave", "    ping_interval: 0.3\n    ping_timeout: 0.7\n");
+    s.ask("!bad ping", "bad alive");
+    s.ask(
+        "!bad boom",
+        "<hamper> Sorry, the bad plugin stopped while answering; it is being restarted.",
     );
+    s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
+    s.ask(
+        "!bad hang",
+        "<hamper> Sorry, the bad plugin stopped while answering; it is being restarted.",
+    );
+    s.expect_log("did not answer a ping");
+    s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
+    assert!(s.finish(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_command_waiting_for_a_plugin_that_cannot_start_again_gets_an_answer() {
+    let sb = Sandbox::new();
+    let mark = sb.path().join("started-once");
+    sb.write_config(&format!(
+        "plugins:\n  - karma\n{}    handshake_timeout: 1\n    max_restarts: 5\n",
+        misbehaving(
+            "bad",
+            &format!(
+                "MISBEHAVE: hello-once, MISBEHAVE_MARK: \"{}\"",
+                mark.display()
+            )
+        )
+    ));
+    let mut cmd = sb.hamper();
+    cmd.arg("console");
+    let mut s = Session::start(cmd);
+    s.ask("!bad ping", "bad alive");
+    s.send("!bad boom");
+    // The restarted process is starting, and never finishes: the command waits for it, and
+    // gets an answer when the handshake times out.
+    s.ask_until(
+        "!bad ping",
+        "<hamper> Sorry, the bad plugin could not start; it is being restarted.",
+        Duration::from_secs(20),
+    );
+    s.expect_log("started again: no hello this time");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
 
@@ -148,9 +192,9 @@ fn the_plugin_listed_first_wins_a_command_however_slow_it_starts() {
     );
     let (_sb, mut s) = console_with(&config, &[]);
     s.ask("!bad env HAMPER_PLUGIN_NAME", "HAMPER_PLUGIN_NAME=slow");
-    let log = s.stderr_text();
+    let log = s.expect_log("command already claimed by another plugin");
     assert!(
-        log.contains("command already claimed by another plugin") && log.contains("owner=slow"),
+        log.contains("owner=slow"),
         "the refusal names both plugins:\n{log}"
     );
     assert!(s.finish(Duration::from_secs(20)).success());
@@ -165,10 +209,8 @@ fn an_sdk_plugin_whose_start_fails_exits_and_is_marked_failed() {
         s.stderr_text().contains("too many crashes").then_some(())
     });
     s.ask("!plugins", "sed: failed");
-    assert!(
-        s.stderr_text().contains("only-directed"),
-        "the reason reaches the log"
-    );
+    // The reason reaches the log.
+    s.expect_log("only-directed");
     karma_still_answers(&mut s, "lime");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
@@ -178,18 +220,11 @@ fn garbage_lines_are_counted_and_a_flood_counts_as_a_crash() {
     let (_sb, mut s) = with_misbehaving("behave", "");
     s.ask("!bad spew 3", "spewed 3");
     s.ask("!bad ping", "bad alive");
-    assert!(
-        s.stderr_text().contains("malformed line from plugin"),
-        "logged"
-    );
+    s.expect_log("malformed line from plugin");
     s.send("!bad spew 40");
     s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
     s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
-    assert!(
-        s.stderr_text().contains("malformed lines within"),
-        "{}",
-        s.stderr_text()
-    );
+    s.expect_log("malformed lines within");
     karma_still_answers(&mut s, "cherry");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
@@ -219,8 +254,7 @@ fn a_plugin_that_never_reads_is_found_hung_and_restarted() {
     }
     karma_still_answers(&mut s, "elder");
     s.ask_until("!plugins", "(1 restarts)", Duration::from_secs(20));
-    let err = s.stderr_text();
-    assert!(err.contains("did not answer a ping"), "{err}");
+    s.expect_log("did not answer a ping");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
 
@@ -252,11 +286,7 @@ fn a_grandchild_holding_stdout_is_killed_with_its_plugin() {
         procs::group_members(pgid).is_empty().then_some(())
     });
     s.ask_until("!bad ping", "bad alive", Duration::from_secs(20));
-    assert!(
-        s.stderr_text().contains("left processes behind"),
-        "{}",
-        s.stderr_text()
-    );
+    s.expect_log("left processes behind");
     assert!(s.finish(Duration::from_secs(20)).success());
 }
 

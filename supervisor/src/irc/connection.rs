@@ -28,16 +28,10 @@ use crate::queue::ByteSender;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
-/// Silence from the server after which we ping it.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(120);
-/// How long our ping may go unanswered.
-const PING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Outbound commands taken from the router in one go before the socket is read again.
 const OUT_BATCH: usize = 256;
 /// Lines waiting to be sent before new ones are dropped.
 const MAX_QUEUE: usize = 500;
-/// How long a registered session must last before a reconnect starts the backoff afresh.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for NickServ to confirm the password before joining anyway.
 const NICKSERV_WAIT: Duration = Duration::from_secs(10);
 
@@ -60,6 +54,10 @@ pub struct IrcSettings {
     pub channels: Vec<ChannelSpec>,
     /// Reconnect backoff.
     pub backoff: Backoff,
+    /// Silence from the server after which the bot pings it.
+    pub ping_interval: Duration,
+    /// How long that ping may go unanswered before the link counts as dead.
+    pub ping_timeout: Duration,
     /// Output pacing.
     pub flood: Flood,
 }
@@ -76,9 +74,11 @@ impl IrcSettings {
             password: config.password.clone(),
             channels: config.channels.clone(),
             backoff: Backoff {
-                initial: Duration::from_secs(2),
+                initial: Duration::from_secs(1),
                 max: Duration::from_secs(300),
             },
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
             flood: config.flood,
         }
     }
@@ -89,7 +89,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 enum End {
     Shutdown,
-    /// The connection ended; `stable` when it had been registered long enough that the next
+    /// The connection ended; `stable` when the bot had registered and joined, so that the next
     /// attempt starts the backoff from the beginning.
     Lost {
         reason: String,
@@ -115,7 +115,7 @@ pub async fn run(
             reason: reason.clone(),
         });
         failures = if stable { 1 } else { failures + 1 };
-        let delay = settings.backoff.delay(failures);
+        let delay = reconnect_delay(&settings.backoff, failures, jitter());
         warn!(server = %settings.server, %reason, retry_in_s = delay.as_secs_f64(), "irc connection lost; reconnecting");
         let wait = tokio::time::sleep(delay);
         tokio::pin!(wait);
@@ -166,6 +166,8 @@ struct Session<'a> {
     net_in: &'a ByteSender<Inbound>,
     nick: String,
     registered: bool,
+    /// Whether the server confirmed one of our JOINs this session.
+    joined: bool,
     queue: VecDeque<Queued>,
     pacer: Pacer,
     urgent: Vec<String>,
@@ -209,6 +211,7 @@ async fn session(
         net_in,
         nick: settings.nickname.clone(),
         registered: false,
+        joined: false,
         queue: VecDeque::new(),
         pacer: Pacer::new(settings.flood, Instant::now()),
         urgent: Vec::new(),
@@ -218,15 +221,27 @@ async fn session(
         dropped_out: 0,
         started: Instant::now(),
     };
-    if let Some(pass) = &settings.password {
-        s.urgent.push(format!("PASS {}", pass.expose()));
+    let registration = [
+        settings
+            .password
+            .as_ref()
+            .map(|pass| build("PASS", &[pass.expose()])),
+        Some(build("NICK", &[&s.nick])),
+        Some(build("USER", &[&s.nick, "0", "*", "hamper IRC bot"])),
+    ];
+    for line in registration.into_iter().flatten() {
+        match line {
+            Ok(line) => s.urgent.push(line),
+            Err(err) => {
+                return End::Lost {
+                    reason: format!("cannot register: {err}; check `nickname` and `password`"),
+                    stable: false,
+                }
+            }
+        }
     }
-    s.urgent.push(format!("NICK {}", s.nick));
-    s.urgent
-        .push(format!("USER {} 0 * :hamper IRC bot", s.nick));
     let mut last_rx = Instant::now();
     let mut our_ping: Option<Instant> = None;
-    let mut keepalive = tokio::time::interval(Duration::from_secs(5));
 
     loop {
         // Urgent lines (registration, PONG) skip the queue and the pacing; then as many queued
@@ -263,6 +278,10 @@ async fn session(
         // Lines left in the queue wait for the next token.
         let paced = s.registered && !s.queue.is_empty();
         let next_token = s.pacer.next_token();
+        let keepalive = match our_ping {
+            Some(sent) => sent + settings.ping_timeout,
+            None => last_rx + settings.ping_interval,
+        };
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -304,31 +323,34 @@ async fn session(
                 warn!("NickServ did not confirm the password in time; joining anyway");
                 s.join_channels();
             }
-            _ = keepalive.tick() => {
-                let now = Instant::now();
-                if !s.registered && now.duration_since(s.started) > REGISTER_TIMEOUT {
-                    return End::Lost { reason: "registration timed out".into(), stable: false };
-                }
+            _ = tokio::time::sleep_until(keepalive) => {
+                let silent = last_rx.elapsed();
                 match our_ping {
-                    Some(sent) if now.duration_since(sent) > PING_TIMEOUT => {
-                        return End::Lost { reason: format!("no reply from the server for {}s", (IDLE_BEFORE_PING + PING_TIMEOUT).as_secs()), stable: s.stable() };
+                    Some(_) => {
+                        return End::Lost {
+                            reason: format!("the server sent nothing for {:.0}s, not even an answer to our PING", silent.as_secs_f64()),
+                            stable: s.stable(),
+                        };
                     }
-                    None if now.duration_since(last_rx) > IDLE_BEFORE_PING => {
-                        our_ping = Some(now);
+                    None => {
+                        info!(silent_s = silent.as_secs_f64(), "no line from the server for a while; sending PING");
+                        our_ping = Some(Instant::now());
                         s.urgent.push("PING :keepalive".into());
                     }
-                    _ => {}
                 }
+            }
+            _ = tokio::time::sleep_until(s.started + REGISTER_TIMEOUT), if !s.registered => {
+                return End::Lost { reason: format!("registration did not finish within {}s", REGISTER_TIMEOUT.as_secs()), stable: false };
             }
         }
     }
 }
 
 impl Session<'_> {
-    /// Whether the session registered and stayed up long enough to count as a success: a server
-    /// that accepts the bot and then drops it at once should see the backoff grow, not reset.
+    /// Whether the session registered and joined, which counts as a success: a server that
+    /// accepts the bot and then drops it before that should see the backoff grow, not reset.
     fn stable(&self) -> bool {
-        self.registered && self.started.elapsed() >= STABLE_AFTER
+        self.registered && (self.joined || self.settings.channels.is_empty())
     }
 
     /// Takes the next line to send if the pacing allows it now, answering flush markers on
@@ -504,6 +526,9 @@ impl Session<'_> {
                 }
             }
             "JOIN" if !msg.params.is_empty() => {
+                if source.nick.eq_ignore_ascii_case(&self.nick) {
+                    self.joined = true;
+                }
                 self.emit(Inbound::Join {
                     source,
                     channel: msg.param(0).to_string(),
@@ -596,6 +621,28 @@ fn alternative_nick(nick: &str, tries: u32) -> String {
     }
 }
 
+/// The delay before reconnect attempt `failures` (1-based): the first three come after the
+/// backoff's initial delay (so a short outage costs little more than itself), then it doubles up
+/// to the cap. `jitter` (0 to 1) spreads it by ±20 %, so that bots dropped together by one
+/// server restart do not all come back in the same instant.
+fn reconnect_delay(backoff: &Backoff, failures: u32, jitter: f64) -> Duration {
+    let base = backoff.delay(failures.saturating_sub(2).max(1));
+    base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+        .min(backoff.max)
+}
+
+/// A number from 0 to 1 that differs from one call (and one process) to the next.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() % 10_001) as f64 / 10_000.0
+}
+
 fn source_of(raw: &str) -> Source {
     let (nick, user, host) = split_source(raw);
     Source {
@@ -616,6 +663,29 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnects_come_quickly_at_first_then_back_off_to_the_cap() {
+        let backoff = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        };
+        let secs = |n, j| reconnect_delay(&backoff, n, j).as_secs_f64();
+        let middle: Vec<f64> = (1..=12).map(|n| secs(n, 0.5)).collect();
+        assert_eq!(
+            middle,
+            [1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 300.0]
+        );
+        assert!((secs(1, 0.0) - 0.8).abs() < 1e-9);
+        assert!((secs(1, 1.0) - 1.2).abs() < 1e-9);
+        assert!(
+            (secs(40, 1.0) - 300.0).abs() < 1e-9,
+            "the cap holds with jitter"
+        );
+        let spread: std::collections::HashSet<u64> =
+            (0..20).map(|_| (jitter() * 1e4) as u64).collect();
+        assert!(spread.len() > 1, "jitter varies");
+    }
 
     #[test]
     fn alternative_nicks_are_valid_distinct_and_fit_nine_characters_soon() {

@@ -9,15 +9,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use hamper_protocol::{FromPlugin, HostHello, Outcome, PluginHello, ToPlugin};
+use hamper_protocol::{FromPlugin, HostHello, Message, Outcome, PluginHello, ToPlugin};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::queue::ByteSender;
+use crate::queue::{ByteSender, Weigh};
 pub use lane::{RouterCall, StorageSlot};
 pub use runner::{spawn_runner, RunnerSettings};
 
 /// One protocol line for a plugin, newline included, encoded once however many plugins get it.
 pub type Line = Bytes;
+
+/// One item of a plugin's inbox: an encoded line and, for a command, the message to answer if
+/// the plugin never gets to it (it crashed, hung or could not start).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The protocol line.
+    pub line: Line,
+    /// The command's message, for the apology.
+    pub command: Option<Arc<Message>>,
+}
+
+impl Weigh for Delivery {
+    fn weight(&self) -> usize {
+        self.line.len()
+    }
+}
 
 /// Encodes a message for plugins. Only a bug could make it fail (every wire type serializes),
 /// and then the message is logged and not sent.
@@ -80,7 +96,7 @@ pub struct Status {
 pub struct PluginHandle {
     /// The plugin's configured name.
     pub name: String,
-    inbox: ByteSender<Line>,
+    inbox: ByteSender<Delivery>,
     ctl: mpsc::UnboundedSender<Control>,
     status: Arc<Mutex<Status>>,
     counters: Arc<Counters>,
@@ -101,7 +117,23 @@ impl PluginHandle {
     /// Queues a line for the plugin without waiting. A full inbox drops it, counts it and
     /// warns (once per hundred drops), so a plugin that stops reading cannot block anyone.
     pub fn deliver(&self, line: &Line) -> bool {
-        match self.inbox.try_send(line.clone()) {
+        self.push(Delivery {
+            line: line.clone(),
+            command: None,
+        })
+    }
+
+    /// Queues a command for the plugin, like [`PluginHandle::deliver`]. If the plugin stops
+    /// before it has handled the command, the sender gets an answer saying so.
+    pub fn deliver_command(&self, line: Line, message: Message) -> bool {
+        self.push(Delivery {
+            line,
+            command: Some(Arc::new(message)),
+        })
+    }
+
+    fn push(&self, delivery: Delivery) -> bool {
+        match self.inbox.try_send(delivery) {
             Ok(()) => true,
             Err(_) => {
                 let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -183,6 +215,13 @@ pub enum FromRunner {
         plugin: usize,
         /// The token.
         token: u64,
+    },
+    /// Commands the plugin will never answer: the router tells their senders why.
+    Unanswered {
+        /// The messages that held the commands.
+        messages: Vec<Arc<Message>>,
+        /// What to tell their senders.
+        text: String,
     },
     /// The plugin stopped running (crash, failure or shutdown).
     Down {

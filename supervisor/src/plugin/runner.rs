@@ -7,13 +7,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hamper_protocol::{
-    FromPlugin, Goodbye, NdjsonCodec, Ping, PingId, PluginHello, ToPlugin, PROTOCOL_VERSION,
+    FromPlugin, Goodbye, Message, NdjsonCodec, Ping, PingId, PluginHello, ToPlugin,
+    PROTOCOL_VERSION,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
@@ -26,7 +27,7 @@ use tracing::{error, info, warn, Instrument};
 use super::lane::{Lane, Services, StorageSlot};
 use super::process::{self, Launch, Process};
 use super::restart::{Decision, RestartPolicy, Run};
-use super::{encode, Control, Counters, FromRunner, Line, PluginHandle, State, Status};
+use super::{encode, Control, Counters, Delivery, FromRunner, Line, PluginHandle, State, Status};
 use crate::config::PluginSpec;
 use crate::queue::{byte_queue, ByteReceiver, ByteSender};
 
@@ -55,6 +56,8 @@ pub struct RunnerSettings {
     pub grace: Duration,
     /// The database, once open.
     pub storage: StorageSlot,
+    /// The command prefix, for the answers the runner gives in a plugin's place.
+    pub command_prefix: String,
 }
 
 impl RunnerSettings {
@@ -68,6 +71,7 @@ impl RunnerSettings {
             trace: false,
             grace: DEFAULT_GRACE,
             storage: StorageSlot::default(),
+            command_prefix: "!".into(),
         }
     }
 
@@ -114,7 +118,9 @@ pub fn spawn_runner(
         status,
         counters,
         shutdown,
-        next_ping: 1,
+        next_ping: Arc::new(AtomicU64::new(1)),
+        orphans: Vec::new(),
+        reached_running: false,
     };
     tracker.spawn(runner.run());
     handle
@@ -122,14 +128,19 @@ pub fn spawn_runner(
 
 struct Runner {
     settings: RunnerSettings,
-    inbox: ByteReceiver<Line>,
-    inbox_tx: ByteSender<Line>,
+    inbox: ByteReceiver<Delivery>,
+    inbox_tx: ByteSender<Delivery>,
     ctl: mpsc::UnboundedReceiver<Control>,
     router: mpsc::Sender<FromRunner>,
     status: Arc<Mutex<Status>>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
-    next_ping: u64,
+    /// Ping ids, shared with the writer, which follows each command with a ping.
+    next_ping: Arc<AtomicU64>,
+    /// Commands the process that just stopped was given but never handled.
+    orphans: Vec<Arc<Message>>,
+    /// Whether the process that just stopped got past its handshake.
+    reached_running: bool,
 }
 
 /// How one run of the plugin ended.
@@ -168,21 +179,17 @@ impl Runner {
         let mut history: Vec<Run> = Vec::new();
         loop {
             let started = Instant::now();
+            self.reached_running = false;
             let end = self.run_once().await;
             self.set_status(|s| s.pid = None);
-            let _ = self
-                .router
-                .send(FromRunner::Down {
-                    plugin: self.settings.index,
-                })
-                .await;
-            match end {
-                End::Shutdown => break,
+            self.collect_orphans();
+            let restart = match end {
+                End::Shutdown => None,
                 End::Permanent(reason) => {
                     error!(plugin = %self.name(), %reason, "plugin failed and will not be restarted");
                     self.set_status(|s| s.state = State::Failed(reason));
-                    self.idle(None).await;
-                    break;
+                    self.answer_orphans(false);
+                    None
                 }
                 End::Crashed(reason) => {
                     let now = Instant::now();
@@ -202,22 +209,88 @@ impl Runner {
                             );
                             error!(plugin = %self.name(), reason = %why, "plugin failed: too many crashes; the rest of the bot carries on");
                             self.set_status(|s| s.state = State::Failed(why));
-                            self.idle(None).await;
-                            break;
+                            self.answer_orphans(false);
+                            None
                         }
                         Decision::RestartAfter(delay) => {
                             warn!(plugin = %self.name(), %reason, delay_ms = delay.as_millis() as u64, "plugin stopped; restarting");
                             self.set_status(|s| s.state = State::Restarting);
                             self.counters.restarts.fetch_add(1, Ordering::Relaxed);
-                            if !self.idle(Some(delay)).await {
-                                break;
-                            }
+                            self.answer_orphans(true);
+                            Some(delay)
                         }
                     }
                 }
+            };
+            // After the answers, so that a console sync sees them before it completes.
+            let _ = self
+                .router
+                .send(FromRunner::Down {
+                    plugin: self.settings.index,
+                })
+                .await;
+            match (restart, self.state()) {
+                (Some(delay), _) => {
+                    if !self.idle(Some(delay)).await {
+                        break;
+                    }
+                }
+                (None, State::Failed(_)) => {
+                    self.idle(None).await;
+                    break;
+                }
+                (None, _) => break,
             }
         }
         self.set_status(|s| s.state = State::Stopped);
+    }
+
+    fn state(&self) -> State {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state
+            .clone()
+    }
+
+    /// Takes what the stopped process left: commands it was given but did not handle, and
+    /// everything still in its inbox (counted as dropped).
+    fn collect_orphans(&mut self) {
+        while let Some(delivery) = self.inbox.try_recv() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.orphans.extend(delivery.command);
+        }
+    }
+
+    /// Tells the senders of the orphaned commands that the plugin stopped, and whether it
+    /// `restarts` or has failed.
+    fn answer_orphans(&mut self, restarts: bool) {
+        if self.orphans.is_empty() {
+            return;
+        }
+        let what = if self.reached_running {
+            "stopped while answering"
+        } else {
+            "could not start"
+        };
+        let next = if restarts {
+            "it is being restarted".to_string()
+        } else {
+            format!(
+                "it has failed ({}plugins says why)",
+                self.settings.command_prefix
+            )
+        };
+        let text = format!("Sorry, the {} plugin {what}; {next}.", self.name());
+        self.send_orphans(text);
+    }
+
+    fn send_orphans(&mut self, text: String) {
+        let messages = std::mem::take(&mut self.orphans);
+        warn!(plugin = %self.name(), commands = messages.len(), "commands the plugin did not answer were answered for it");
+        let _ = self
+            .router
+            .try_send(FromRunner::Unanswered { messages, text });
     }
 
     /// While the plugin is not running: drops its events (counted), answers syncs at once,
@@ -234,8 +307,17 @@ impl Runner {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return false,
                 _ = &mut sleep => return true,
-                Some(_) = self.inbox.recv() => {
+                Some(delivery) = self.inbox.recv() => {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    // A command the router sent before it saw the plugin stop.
+                    if let Some(message) = delivery.command {
+                        self.orphans.push(message);
+                        let text = match delay {
+                            Some(_) => format!("Sorry, the {} plugin is restarting; try again in a moment.", self.name()),
+                            None => format!("Sorry, the {} plugin is not running ({}plugins says why).", self.name(), self.settings.command_prefix),
+                        };
+                        self.send_orphans(text);
+                    }
                 }
                 Some(Control::Sync(token)) = self.ctl.recv() => {
                     let _ = self.router.send(FromRunner::Synced { plugin: self.settings.index, token }).await;
@@ -347,6 +429,7 @@ impl Runner {
             s.state = State::Running;
             s.hello = Some(hello);
         });
+        self.reached_running = true;
         info!("plugin running");
 
         let end = self.serve(&mut child, pid, stdin, &mut lines).await;
@@ -431,8 +514,18 @@ impl Runner {
         // Responses (and the goodbye) go ahead of queued events: the plugin is waiting for them.
         let (urgent_tx, urgent) = mpsc::unbounded_channel::<Line>();
         let mut urgent_tx = Some(urgent_tx);
+        // Commands written to the plugin and not yet handled, in the order written.
+        let (tickets_tx, mut tickets) = mpsc::unbounded_channel::<Ticket>();
+        let mut open: VecDeque<Ticket> = VecDeque::new();
         // Boxed, not pinned on the stack, so that dropping it closes the plugin's stdin.
-        let mut writer = Box::pin(write_lines(stdin, urgent, &mut self.inbox, trace.clone()));
+        let mut writer = Box::pin(write_lines(
+            stdin,
+            urgent,
+            &mut self.inbox,
+            tickets_tx,
+            self.next_ping.clone(),
+            trace.clone(),
+        ));
         let mut writer_done = false;
         let mut stdout_done = false;
         let mut pings = tokio::time::interval(limits.ping_interval);
@@ -442,7 +535,7 @@ impl Runner {
         let mut syncs: HashMap<PingId, u64> = HashMap::new();
         let mut malformed: VecDeque<Instant> = VecDeque::new();
 
-        loop {
+        let end = loop {
             let deadline = liveness.map(|(_, sent)| sent + limits.ping_timeout);
             tokio::select! {
                 biased;
@@ -454,11 +547,11 @@ impl Runner {
                     if !writer_done {
                         let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
                     }
-                    break;
+                    break End::Shutdown;
                 }
                 status = child.wait() => {
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    return End::Crashed(format!("exited ({status})"));
+                    break End::Crashed(format!("exited ({status})"));
                 }
                 _ = &mut writer, if !writer_done => {
                     writer_done = true;
@@ -487,7 +580,7 @@ impl Runner {
                         if malformed.len() >= MALFORMED_FLOOD {
                             process::kill_group(pid);
                             let _ = child.wait().await;
-                            return End::Crashed(format!("{MALFORMED_FLOOD} malformed lines within {}s", MALFORMED_WINDOW.as_secs()));
+                            break End::Crashed(format!("{MALFORMED_FLOOD} malformed lines within {}s", MALFORMED_WINDOW.as_secs()));
                         }
                     }
                     Some(Ok(Ok(msg))) => {
@@ -501,6 +594,14 @@ impl Runner {
                         }
                         match msg {
                             FromPlugin::Pong(pong) => {
+                                // Pongs come in order: every command written before this ping
+                                // has been handled.
+                                while let Ok(ticket) = tickets.try_recv() {
+                                    open.push_back(ticket);
+                                }
+                                while open.front().is_some_and(|t| t.ping.0 <= pong.id.0) {
+                                    open.pop_front();
+                                }
                                 if liveness.is_some_and(|(id, _)| id == pong.id) {
                                     liveness = None;
                                 }
@@ -516,9 +617,10 @@ impl Runner {
                         }
                     }
                 },
+                Some(ticket) = tickets.recv() => open.push_back(ticket),
                 Some(Control::Sync(token)) = self.ctl.recv() => {
                     // Behind every event queued so far, so its pong means they were all handled.
-                    let (id, queued) = ping(&mut self.next_ping, &self.inbox_tx);
+                    let (id, queued) = ping(&self.next_ping, &self.inbox_tx);
                     if queued {
                         syncs.insert(id, token);
                     } else {
@@ -527,73 +629,104 @@ impl Runner {
                 }
                 _ = pings.tick(), if liveness.is_none() => {
                     // A full inbox still starts the clock: a plugin that stops reading is hung.
-                    let (id, _) = ping(&mut self.next_ping, &self.inbox_tx);
+                    let (id, _) = ping(&self.next_ping, &self.inbox_tx);
                     liveness = Some((id, tokio::time::Instant::now()));
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() && !lane.is_full() => {
                     process::kill_group(pid);
                     let _ = child.wait().await;
-                    return End::Crashed(format!("did not answer a ping within {}s (hung or not reading stdin)", limits.ping_timeout.as_secs_f64()));
+                    break End::Crashed(format!("did not answer a ping within {}s (hung or not reading stdin)", limits.ping_timeout.as_secs_f64()));
                 }
             }
-        }
+        };
         // Shutdown: the writer has sent the goodbye and closed stdin, or is dropped here.
         drop(writer);
+        while let Ok(ticket) = tickets.try_recv() {
+            open.push_back(ticket);
+        }
+        if let End::Crashed(_) = end {
+            self.orphans.extend(open.into_iter().map(|t| t.message));
+            return end;
+        }
         process::terminate(&self.settings.spec.name, child, pid, self.settings.grace).await;
         info!("plugin stopped");
-        End::Shutdown
+        end
     }
 }
 
+/// A command written to the plugin, and the ping written right after it.
+#[derive(Debug)]
+struct Ticket {
+    ping: PingId,
+    message: Arc<Message>,
+}
+
 /// Queues a ping behind the events already in the inbox; says whether it fit.
-fn ping(next: &mut u64, inbox: &ByteSender<Line>) -> (PingId, bool) {
-    let id = PingId(*next);
-    *next += 1;
-    let queued =
-        encode(&ToPlugin::Ping(Ping { id })).is_some_and(|line| inbox.try_send(line).is_ok());
+fn ping(next: &AtomicU64, inbox: &ByteSender<Delivery>) -> (PingId, bool) {
+    let id = PingId(next.fetch_add(1, Ordering::Relaxed));
+    let queued = encode(&ToPlugin::Ping(Ping { id })).is_some_and(|line| {
+        inbox
+            .try_send(Delivery {
+                line,
+                command: None,
+            })
+            .is_ok()
+    });
     (id, queued)
 }
 
 /// Feeds the plugin's stdin: urgent lines (responses, the goodbye) first, then events from the
-/// inbox, several lines to a write when several are ready. Ends when stdin fails or after the
-/// goodbye (once the urgent sender is gone).
+/// inbox, several lines to a write when several are ready. Each command is followed by a ping
+/// whose pong says it was handled (`tickets` tells the runner). Ends when stdin fails or after
+/// the goodbye (once the urgent sender is gone).
 async fn write_lines(
     mut stdin: ChildStdin,
     mut urgent: mpsc::UnboundedReceiver<Line>,
-    inbox: &mut ByteReceiver<Line>,
+    inbox: &mut ByteReceiver<Delivery>,
+    tickets: mpsc::UnboundedSender<Ticket>,
+    next_ping: Arc<AtomicU64>,
     trace: Option<String>,
 ) {
     let mut batch: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let add = |batch: &mut Vec<u8>, line: &[u8]| {
+        batch.extend_from_slice(line);
+        if let Some(name) = &trace {
+            trace_bytes("->", name, line);
+        }
+    };
     let mut last = false;
     while !last {
-        let first = tokio::select! {
+        let mut next = Some(tokio::select! {
             biased;
             line = urgent.recv() => match line {
-                Some(line) => line,
+                Some(line) => Delivery { line, command: None },
                 None => return,
             },
-            Some(line) = inbox.recv() => line,
-        };
-        batch.extend_from_slice(&first);
-        if let Some(name) = &trace {
-            trace_bytes("->", name, &first);
-        }
-        while batch.len() < WRITE_BATCH {
-            let next = match urgent.try_recv() {
-                Ok(line) => line,
+            Some(delivery) = inbox.recv() => delivery,
+        });
+        while let Some(delivery) = next.take() {
+            add(&mut batch, &delivery.line);
+            if let Some(message) = delivery.command {
+                let ping = PingId(next_ping.fetch_add(1, Ordering::Relaxed));
+                if let Some(line) = encode(&ToPlugin::Ping(Ping { id: ping })) {
+                    add(&mut batch, &line);
+                    let _ = tickets.send(Ticket { ping, message });
+                }
+            }
+            if batch.len() >= WRITE_BATCH {
+                break;
+            }
+            next = match urgent.try_recv() {
+                Ok(line) => Some(Delivery {
+                    line,
+                    command: None,
+                }),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     last = true;
-                    break;
+                    None
                 }
-                Err(mpsc::error::TryRecvError::Empty) => match inbox.try_recv() {
-                    Some(line) => line,
-                    None => break,
-                },
+                Err(mpsc::error::TryRecvError::Empty) => inbox.try_recv(),
             };
-            batch.extend_from_slice(&next);
-            if let Some(name) = &trace {
-                trace_bytes("->", name, &next);
-            }
         }
         if stdin.write_all(&batch).await.is_err() {
             return;
