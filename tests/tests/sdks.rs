@@ -123,6 +123,12 @@ run();
 
 const LANGUAGES: [&Language; 3] = [&PYTHON, &SHELL, &NODE];
 
+/// The languages whose interpreter is installed; each missing one is a `SKIP:` (or, in CI, a
+/// failure).
+fn available_languages() -> Vec<&'static Language> {
+    LANGUAGES.into_iter().filter(|l| l.available()).collect()
+}
+
 /// Whether `program` can be started; if not, skips (or fails, in CI) saying what it was
 /// needed for.
 fn have(program: &str, why: &str) -> bool {
@@ -211,10 +217,7 @@ fn examples(language: &Language) -> Vec<String> {
 
 #[test]
 fn every_example_says_what_its_transcript_says() {
-    for language in LANGUAGES {
-        if !language.available() {
-            continue;
-        }
+    for language in available_languages() {
         for file in examples(language) {
             let sb = Sandbox::new();
             let path = language.write(&sb, &file, &language.example(&file), false);
@@ -262,10 +265,7 @@ const SEEN_TRACE: &[&str] = &[
 
 #[test]
 fn every_example_runs_alone_with_an_exact_trace() {
-    for language in LANGUAGES {
-        if !language.available() {
-            continue;
-        }
+    for language in available_languages() {
         for file in examples(language) {
             let name = file.split('.').next().unwrap();
             let want_trace = if name == "hello" {
@@ -310,10 +310,7 @@ fn every_example_runs_alone_with_an_exact_trace() {
 
 #[test]
 fn a_file_run_by_path_is_named_after_it_and_the_trace_says_so() {
-    for language in LANGUAGES {
-        if !language.available() {
-            continue;
-        }
+    for language in available_languages() {
         let file = format!("seen_short.{}", language.ext);
         let sb = Sandbox::new();
         let code = language.example(&format!("seen.{}", language.ext));
@@ -416,10 +413,7 @@ impl Driven {
 
 #[test]
 fn every_helper_answers_in_order_and_stops_at_goodbye() {
-    for language in LANGUAGES {
-        if !language.available() {
-            continue;
-        }
+    for language in available_languages() {
         let file = format!("seen.{}", language.ext);
         let sb = Sandbox::new();
         let path = language.write(&sb, &file, &language.example(&file), false);
@@ -458,10 +452,7 @@ fn every_helper_answers_in_order_and_stops_at_goodbye() {
 
 #[test]
 fn a_failing_handler_is_reported_and_the_plugin_carries_on() {
-    for language in LANGUAGES {
-        if !language.available() {
-            continue;
-        }
+    for language in available_languages() {
         let sb = Sandbox::new();
         let file = format!("faulty.{}", language.ext);
         let path = language.write(&sb, &file, language.faulty, false);
