@@ -104,6 +104,7 @@ mod tests {
     fn labels() {
         assert_eq!(label("/t/hamper run"), "supervisor");
         assert_eq!(label("/t/hamper __guard -- /t/hamper-sed"), "guard(sed)");
+        assert_eq!(label("/t/hamper-guard -- /t/hamper-sed"), "guard(sed)");
         assert_eq!(label("/t/hamper-help"), "help");
     }
 }

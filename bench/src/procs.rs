@@ -89,7 +89,7 @@ pub fn tree(root: u32) -> Vec<u32> {
 pub enum Role {
     /// `hamper run` itself.
     Supervisor,
-    /// `hamper __guard -- …/hamper-NAME`, leading plugin NAME's group.
+    /// `hamper-guard -- …/hamper-NAME` (or `hamper __guard -- …`), leading plugin NAME's group.
     Guard(String),
     /// `…/hamper-NAME`, the plugin itself.
     Plugin(String),
@@ -104,9 +104,12 @@ impl Role {
             let base = arg?.rsplit('/').next()?;
             base.strip_prefix("hamper-").map(str::to_string)
         };
+        let small_guard = args
+            .first()
+            .is_some_and(|a| a.rsplit('/').next() == Some("hamper-guard"));
         if pid == root {
             Role::Supervisor
-        } else if args.get(1).is_some_and(|a| a == "__guard") {
+        } else if small_guard || args.get(1).is_some_and(|a| a == "__guard") {
             Role::Guard(plugin_name(args.last()).unwrap_or_default())
         } else if let Some(name) = plugin_name(args.first()) {
             Role::Plugin(name)

@@ -18,7 +18,6 @@ pub mod plugin;
 pub mod queue;
 pub mod router;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,8 +45,8 @@ pub enum Frontend {
 pub struct RunOptions {
     /// Print every protocol line to stderr.
     pub trace: bool,
-    /// The `hamper` binary to use as each plugin's guard (`None` runs plugins unguarded).
-    pub guard: Option<PathBuf>,
+    /// The guard each plugin runs under (`None` runs plugins unguarded).
+    pub guard: Option<plugin::process::Guard>,
 }
 
 /// Why the bot could not run.

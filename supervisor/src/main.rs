@@ -124,7 +124,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let guard = std::env::current_exe().ok();
+    let guard = std::env::current_exe()
+        .ok()
+        .map(|exe| hamper::plugin::process::Guard::beside(&exe));
     let (frontend, trace) = match &cli.command {
         None | Some(Command::Run) => (Frontend::Irc, false),
         Some(Command::Console(args)) => (Frontend::Console(args.options()), args.trace),

@@ -311,16 +311,45 @@ fn inherited_env() -> impl Iterator<Item = (String, String)> {
     std::env::vars().filter(|(k, _)| INHERITED.contains(&k.as_str()) || k.starts_with("LC_"))
 }
 
+/// How to start the guard that leads a plugin's process group: `program args… -- argv…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// `hamper-guard`, or `hamper` itself.
+    pub program: PathBuf,
+    /// What comes before `--`: nothing for `hamper-guard`, `__guard` for `hamper`.
+    pub args: Vec<String>,
+}
+
+impl Guard {
+    /// The guard for the `hamper` binary at `hamper`: the small `hamper-guard` beside it when
+    /// it is there, else `hamper __guard`.
+    pub fn beside(hamper: &Path) -> Guard {
+        let small = hamper.with_file_name("hamper-guard");
+        if small.is_file() {
+            Guard {
+                program: small,
+                args: Vec::new(),
+            }
+        } else {
+            Guard {
+                program: hamper.to_path_buf(),
+                args: vec!["__guard".into()],
+            }
+        }
+    }
+}
+
 /// Starts a plugin in a new process group, with stderr drained into the log.
 ///
-/// With `guard`, the plugin runs under `guard __guard -- argv…`: a small `hamper` process that
-/// leads the group and kills it if the supervisor dies, even by SIGKILL.
-pub fn spawn(name: &str, launch: &Launch, guard: Option<&Path>) -> Result<Process, SpawnError> {
+/// With `guard`, the plugin runs under the guard: a small process that leads the group and
+/// kills it if the supervisor dies, even by SIGKILL.
+pub fn spawn(name: &str, launch: &Launch, guard: Option<&Guard>) -> Result<Process, SpawnError> {
     let (program, args): (String, Vec<String>) = match guard {
         Some(guard) => {
-            let mut args = vec!["__guard".to_string(), "--".to_string()];
+            let mut args = guard.args.clone();
+            args.push("--".to_string());
             args.extend(launch.argv.iter().cloned());
-            (guard.to_string_lossy().into_owned(), args)
+            (guard.program.to_string_lossy().into_owned(), args)
         }
         None => (
             launch.argv.first().cloned().unwrap_or_default(),

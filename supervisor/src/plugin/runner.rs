@@ -48,8 +48,8 @@ pub struct RunnerSettings {
     pub spec: PluginSpec,
     /// Where to look for built-in plugin binaries first.
     pub plugin_dir: Option<PathBuf>,
-    /// The `hamper` binary to run as each plugin's guard, if any.
-    pub guard: Option<PathBuf>,
+    /// The guard to run each plugin under, if any.
+    pub guard: Option<process::Guard>,
     /// Print every protocol line to stderr.
     pub trace: bool,
     /// Grace period at each step of stopping.
@@ -341,7 +341,7 @@ impl Runner {
                 Ok(launch) => launch,
                 Err(err) => return End::Permanent(err.to_string()),
             };
-        let process = match process::spawn(self.name(), &launch, self.settings.guard.as_deref()) {
+        let process = match process::spawn(self.name(), &launch, self.settings.guard.as_ref()) {
             Ok(p) => p,
             Err(err) if err.is_permanent() => return End::Permanent(err.to_string()),
             Err(err) => return End::Crashed(err.to_string()),
