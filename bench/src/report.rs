@@ -407,6 +407,12 @@ impl Report {
                     after.hwm_kib.to_string(),
                 ]);
             }
+            rows.push(vec![
+                format!("{who}, total"),
+                String::new(),
+                Subject::pss_kib(&s.memory_idle).to_string(),
+                Subject::pss_kib(&s.memory_after_burst).to_string(),
+            ]);
         }
         out.push_str(&table(&rows));
 
