@@ -231,22 +231,27 @@ async fn measure(
     proc.remember_tree();
     let memory_idle = procs::memory(proc.pid);
     let pids = procs::tree(proc.pid);
-    let per_request = |before: u64, after: u64| {
-        let seconds = (after - before) as f64 / procs::TICKS_PER_SECOND as f64;
-        seconds * 1e6 / counts.sequential.max(1) as f64
+    let n = counts.sequential.max(1) as f64;
+    let usage = || (procs::cpu_ticks(&pids), procs::context_switches(&pids));
+    let per_request = |before: (u64, u64), after: (u64, u64)| {
+        let seconds = after.0.saturating_sub(before.0) as f64 / procs::TICKS_PER_SECOND as f64;
+        (
+            seconds * 1e6 / n,
+            after.1.saturating_sub(before.1) as f64 / n,
+        )
     };
 
     eprintln!("  back to back: {} × !karma foo", counts.sequential);
     workload::warm_up(conn, Request::Karma).await?;
-    let before = procs::cpu_ticks(&pids);
+    let before = usage();
     let sequential_karma = workload::sequential(conn, Request::Karma, counts.sequential).await?;
-    let karma_cpu = per_request(before, procs::cpu_ticks(&pids));
+    let (karma_cpu, karma_switches) = per_request(before, usage());
 
     eprintln!("  back to back: {} × s/wrold/world/", counts.sequential);
     workload::warm_up(conn, Request::Sed).await?;
-    let before = procs::cpu_ticks(&pids);
+    let before = usage();
     let sequential_sed = workload::sequential(conn, Request::Sed, counts.sequential).await?;
-    let sed_cpu = per_request(before, procs::cpu_ticks(&pids));
+    let (sed_cpu, sed_switches) = per_request(before, usage());
 
     eprintln!(
         "  paced: {} × !karma foo, one every {} ms",
@@ -272,6 +277,9 @@ async fn measure(
         cpu: Cpu {
             karma_us_per_request: karma_cpu,
             sed_us_per_correction: sed_cpu,
+            karma_switches_per_request: karma_switches,
+            sed_switches_per_correction: sed_switches,
+            resolution_us: 1e6 / procs::TICKS_PER_SECOND as f64 / n,
         },
         memory_idle,
         memory_after_burst,
