@@ -78,7 +78,7 @@ pub struct Subject {
     pub restart: Option<Recovery>,
     /// How it ended: `exit status 0` or `killed`.
     pub exit: String,
-    /// Its log file (kept with `--keep`).
+    /// Its log file, when `--keep` kept it.
     pub log: String,
     /// Warnings and errors in the log, at most a few.
     pub log_warnings: Vec<String>,
@@ -474,7 +474,7 @@ impl Report {
         let _ = writeln!(out, "{met} of {} targets met", self.targets.len());
 
         if !h.log_warnings.is_empty() {
-            let _ = writeln!(out, "\nwarnings in hamper's log ({}):", h.log);
+            let _ = writeln!(out, "\nwarnings in hamper's log [{}]:", h.log);
             for w in &h.log_warnings {
                 let _ = writeln!(out, "  {w}");
             }

@@ -102,7 +102,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             kept.display()
         );
     }
-    let (hamper, floor, instructions) = result?;
+    let (mut hamper, mut floor, instructions) = result?;
+    if !opts.keep {
+        for subject in [&mut hamper, &mut floor] {
+            subject.log = "removed; --keep keeps it".into();
+        }
+    }
     let targets = report::targets(&hamper, &floor);
     Ok(Report {
         machine,
