@@ -213,13 +213,16 @@ async fn bring_up(
         anyhow::Ok((conn, startup))
     };
     let result = up.await;
-    result.with_context(|| {
-        format!(
-            "hamper did not come up; the end of its log ({}):\n{}",
-            bot.log.display(),
-            bot.log_tail(20)
-        )
-    })
+    result.map_err(|err| with_log(err, "hamper did not come up", bot))
+}
+
+/// `err` under `what`, followed by the end of `proc`'s log, which usually says why.
+fn with_log(err: anyhow::Error, what: &str, proc: &Launched) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: {err:#}\nthe end of its log ({}):\n{}",
+        proc.log.display(),
+        proc.log_tail(20)
+    )
 }
 
 fn ms_between(from: Instant, to: Instant) -> f64 {
@@ -346,7 +349,7 @@ async fn measure_floor(dir: &Path, counts: &Counts) -> anyhow::Result<Subject> {
         measure(&mut conn, &mut floor, counts, startup).await
     }
     .await
-    .with_context(|| format!("the floor failed; its log:\n{}", floor.log_tail(20)));
+    .map_err(|err| with_log(err, "the floor failed", &floor));
     let status = floor.stop(Duration::from_secs(5)).await;
     let mut subject = result?;
     subject.exit = status.map_or("killed".into(), |s| s.to_string());
