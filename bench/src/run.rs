@@ -19,7 +19,7 @@ use crate::workload::{self, Request, KARMA};
 /// What the command line chose.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// Smaller counts, for a look in about a minute: 200 back to back, 10 paced, a burst of
+    /// Smaller counts, for a look in about 40 s: 200 back to back, 10 paced, a burst of
     /// 2,000, callgrind with 20 and 120 requests.
     #[arg(long)]
     pub quick: bool,
