@@ -144,6 +144,22 @@ pub fn cpu_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// Context switches so far (voluntary and not) of every thread of every process in `pids`
+/// that is still alive. A thread that has exited no longer counts.
+pub fn context_switches(pids: &[u32]) -> u64 {
+    let thread_switches = |path: std::path::PathBuf| {
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+            .iter()
+            .filter_map(|key| count_field(&status, key))
+            .sum::<u64>()
+    };
+    pids.iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .flat_map(|tasks| tasks.flatten().map(|t| thread_switches(t.path())))
+        .sum()
+}
+
 /// One process's memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Memory {
@@ -159,8 +175,8 @@ pub struct Memory {
     pub hwm_kib: u64,
 }
 
-/// The value in KiB of `key:` in a /proc file of `key:   value kB` lines.
-pub fn kib_field(text: &str, key: &str) -> Option<u64> {
+/// The number after `key:` in a /proc file of `key:   value [kB]` lines.
+pub fn count_field(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
@@ -176,9 +192,9 @@ pub fn memory(root: u32) -> Vec<Memory> {
             Some(Memory {
                 pid,
                 role: Role::of(pid, root, &cmdline(pid)),
-                pss_kib: kib_field(&rollup, "Pss")?,
-                rss_kib: kib_field(&status, "VmRSS")?,
-                hwm_kib: kib_field(&status, "VmHWM")?,
+                pss_kib: count_field(&rollup, "Pss")?,
+                rss_kib: count_field(&status, "VmRSS")?,
+                hwm_kib: count_field(&status, "VmHWM")?,
             })
         })
         .collect()
@@ -237,12 +253,15 @@ mod tests {
     }
 
     #[test]
-    fn kib_fields() {
+    fn count_fields() {
         let status = "Name:\thamper\nVmHWM:\t   10240 kB\nVmRSS:\t    8000 kB\n";
-        assert_eq!(kib_field(status, "VmHWM"), Some(10240));
-        assert_eq!(kib_field(status, "VmRSS"), Some(8000));
-        assert_eq!(kib_field(status, "Pss"), None);
+        assert_eq!(count_field(status, "VmHWM"), Some(10240));
+        assert_eq!(count_field(status, "VmRSS"), Some(8000));
+        assert_eq!(count_field(status, "Pss"), None);
         let rollup = "55d0-7ffc ---p 00000000 00:00 0 [rollup]\nRss: 9000 kB\nPss:  4321 kB\nPss_Anon: 1 kB\n";
-        assert_eq!(kib_field(rollup, "Pss"), Some(4321));
+        assert_eq!(count_field(rollup, "Pss"), Some(4321));
+        let switches = "voluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(count_field(switches, "voluntary_ctxt_switches"), Some(7));
+        assert_eq!(count_field(switches, "nonvoluntary_ctxt_switches"), Some(3));
     }
 }

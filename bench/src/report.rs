@@ -44,6 +44,15 @@ pub struct Cpu {
     pub karma_us_per_request: f64,
     /// Per back-to-back correction (two lines in, one reply out).
     pub sed_us_per_correction: f64,
+    /// Context switches of every thread of every process, per back-to-back `!karma foo`: each
+    /// is a thread that went to sleep or was put aside, a measure of the hand-offs a request
+    /// takes.
+    pub karma_switches_per_request: f64,
+    /// The same per correction.
+    pub sed_switches_per_correction: f64,
+    /// One clock tick divided by the requests: CPU figures are multiples of it, and 0 means
+    /// less than it.
+    pub resolution_us: f64,
 }
 
 /// Everything measured of one responder: the bot or the floor.
@@ -69,7 +78,7 @@ pub struct Subject {
     pub restart: Option<Recovery>,
     /// How it ended: `exit status 0` or `killed`.
     pub exit: String,
-    /// Its log file (kept with `--keep`).
+    /// Its log file, when `--keep` kept it.
     pub log: String,
     /// Warnings and errors in the log, at most a few.
     pub log_warnings: Vec<String>,
@@ -342,9 +351,24 @@ impl Report {
                 thousands(b.sent as f64)
             )
         });
-        both("4 CPU per !karma", &|s| us(s.cpu.karma_us_per_request));
+        let cpu = |v: f64, c: &Cpu| {
+            if v > 0.0 {
+                us(v)
+            } else {
+                format!("< {}", us(c.resolution_us))
+            }
+        };
+        both("4 CPU per !karma", &|s| {
+            cpu(s.cpu.karma_us_per_request, &s.cpu)
+        });
         both("4 CPU per s/// correction", &|s| {
-            us(s.cpu.sed_us_per_correction)
+            cpu(s.cpu.sed_us_per_correction, &s.cpu)
+        });
+        both("4 context switches per !karma", &|s| {
+            format!("{:.1}", s.cpu.karma_switches_per_request)
+        });
+        both("4 context switches per s///", &|s| {
+            format!("{:.1}", s.cpu.sed_switches_per_correction)
         });
         both("6 Pss idle, all processes", &|s| {
             mib(Subject::pss_kib(&s.memory_idle))
@@ -407,6 +431,12 @@ impl Report {
                     after.hwm_kib.to_string(),
                 ]);
             }
+            rows.push(vec![
+                format!("{who}, total"),
+                String::new(),
+                Subject::pss_kib(&s.memory_idle).to_string(),
+                Subject::pss_kib(&s.memory_after_burst).to_string(),
+            ]);
         }
         out.push_str(&table(&rows));
 
@@ -444,7 +474,7 @@ impl Report {
         let _ = writeln!(out, "{met} of {} targets met", self.targets.len());
 
         if !h.log_warnings.is_empty() {
-            let _ = writeln!(out, "\nwarnings in hamper's log ({}):", h.log);
+            let _ = writeln!(out, "\nwarnings in hamper's log [{}]:", h.log);
             for w in &h.log_warnings {
                 let _ = writeln!(out, "  {w}");
             }

@@ -19,7 +19,7 @@ use crate::workload::{self, Request, KARMA};
 /// What the command line chose.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// Smaller counts, for a look in about a minute: 200 back to back, 10 paced, a burst of
+    /// Smaller counts, for a look in about 40 s: 200 back to back, 10 paced, a burst of
     /// 2,000, callgrind with 20 and 120 requests.
     #[arg(long)]
     pub quick: bool,
@@ -102,7 +102,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             kept.display()
         );
     }
-    let (hamper, floor, instructions) = result?;
+    let (mut hamper, mut floor, instructions) = result?;
+    if !opts.keep {
+        for subject in [&mut hamper, &mut floor] {
+            subject.log = "removed; --keep keeps it".into();
+        }
+    }
     let targets = report::targets(&hamper, &floor);
     Ok(Report {
         machine,
@@ -208,13 +213,16 @@ async fn bring_up(
         anyhow::Ok((conn, startup))
     };
     let result = up.await;
-    result.with_context(|| {
-        format!(
-            "hamper did not come up; the end of its log ({}):\n{}",
-            bot.log.display(),
-            bot.log_tail(20)
-        )
-    })
+    result.map_err(|err| with_log(err, "hamper did not come up", bot))
+}
+
+/// `err` under `what`, followed by the end of `proc`'s log, which usually says why.
+fn with_log(err: anyhow::Error, what: &str, proc: &Launched) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: {err:#}\nthe end of its log ({}):\n{}",
+        proc.log.display(),
+        proc.log_tail(20)
+    )
 }
 
 fn ms_between(from: Instant, to: Instant) -> f64 {
@@ -231,22 +239,27 @@ async fn measure(
     proc.remember_tree();
     let memory_idle = procs::memory(proc.pid);
     let pids = procs::tree(proc.pid);
-    let per_request = |before: u64, after: u64| {
-        let seconds = (after - before) as f64 / procs::TICKS_PER_SECOND as f64;
-        seconds * 1e6 / counts.sequential.max(1) as f64
+    let n = counts.sequential.max(1) as f64;
+    let usage = || (procs::cpu_ticks(&pids), procs::context_switches(&pids));
+    let per_request = |before: (u64, u64), after: (u64, u64)| {
+        let seconds = after.0.saturating_sub(before.0) as f64 / procs::TICKS_PER_SECOND as f64;
+        (
+            seconds * 1e6 / n,
+            after.1.saturating_sub(before.1) as f64 / n,
+        )
     };
 
     eprintln!("  back to back: {} × !karma foo", counts.sequential);
     workload::warm_up(conn, Request::Karma).await?;
-    let before = procs::cpu_ticks(&pids);
+    let before = usage();
     let sequential_karma = workload::sequential(conn, Request::Karma, counts.sequential).await?;
-    let karma_cpu = per_request(before, procs::cpu_ticks(&pids));
+    let (karma_cpu, karma_switches) = per_request(before, usage());
 
     eprintln!("  back to back: {} × s/wrold/world/", counts.sequential);
     workload::warm_up(conn, Request::Sed).await?;
-    let before = procs::cpu_ticks(&pids);
+    let before = usage();
     let sequential_sed = workload::sequential(conn, Request::Sed, counts.sequential).await?;
-    let sed_cpu = per_request(before, procs::cpu_ticks(&pids));
+    let (sed_cpu, sed_switches) = per_request(before, usage());
 
     eprintln!(
         "  paced: {} × !karma foo, one every {} ms",
@@ -272,6 +285,9 @@ async fn measure(
         cpu: Cpu {
             karma_us_per_request: karma_cpu,
             sed_us_per_correction: sed_cpu,
+            karma_switches_per_request: karma_switches,
+            sed_switches_per_correction: sed_switches,
+            resolution_us: 1e6 / procs::TICKS_PER_SECOND as f64 / n,
         },
         memory_idle,
         memory_after_burst,
@@ -333,7 +349,7 @@ async fn measure_floor(dir: &Path, counts: &Counts) -> anyhow::Result<Subject> {
         measure(&mut conn, &mut floor, counts, startup).await
     }
     .await
-    .with_context(|| format!("the floor failed; its log:\n{}", floor.log_tail(20)));
+    .map_err(|err| with_log(err, "the floor failed", &floor));
     let status = floor.stop(Duration::from_secs(5)).await;
     let mut subject = result?;
     subject.exit = status.map_or("killed".into(), |s| s.to_string());
