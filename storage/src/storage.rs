@@ -48,7 +48,8 @@ const POSTGRES_MAX_CONNECTIONS: u32 = 5;
 
 /// The supervisor's database: a cheap, cloneable handle on a connection pool.
 ///
-/// Serve plugin requests with [`Storage::call`]; see the `kv` module for the methods.
+/// The key-value calls ([`Storage::get`], [`Storage::set`], [`Storage::delete`],
+/// [`Storage::incr`], [`Storage::list`]) are in the `kv` module.
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,

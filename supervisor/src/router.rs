@@ -23,6 +23,7 @@ use crate::addressing::address;
 use crate::chat::{Inbound, Outbound, Source};
 use crate::commands::{CommandTable, Owner};
 use crate::config::{Config, Grant};
+use crate::host_call::{call_kv, HostCall};
 use crate::outbound::{is_single_line, split_text, DEFAULT_MAX_LINES};
 use crate::plugin::{FromRunner, PluginHandle, State};
 
@@ -704,8 +705,15 @@ impl Router {
                 generation,
             );
         };
-        match req.method.as_str() {
-            "plugins.list" => {
+        let call = match HostCall::parse(&req.method, req.params) {
+            Ok(call) => call,
+            Err(refusal) => {
+                respond(&handle, Outcome::Error(refusal));
+                return;
+            }
+        };
+        match call {
+            HostCall::PluginsList => {
                 let list = self.plugins_list();
                 let outcome = match serde_json::to_value(list) {
                     Ok(v) => Outcome::Result(v),
@@ -713,20 +721,18 @@ impl Router {
                 };
                 respond(&handle, outcome);
             }
-            "bot.info" => {
+            HostCall::BotInfo => {
                 let outcome = match serde_json::to_value(&self.bot) {
                     Ok(v) => Outcome::Result(v),
                     Err(e) => error(ErrorCode::Internal, &e.to_string()),
                 };
                 respond(&handle, outcome);
             }
-            method if hamper_storage::is_storage_method(method) => match self.storage.clone() {
+            HostCall::Kv(call) => match self.storage.clone() {
                 Some(storage) => {
-                    let method = req.method.clone();
-                    let params = req.params.clone();
                     let name = handle.name.clone();
                     tokio::spawn(async move {
-                        let outcome = storage.call(&name, &method, params).await;
+                        let outcome = call_kv(&storage, &name, call).await;
                         respond(&handle, outcome);
                     });
                 }
@@ -738,16 +744,6 @@ impl Router {
                     ),
                 ),
             },
-            other => {
-                let known = "plugins.list, bot.info, kv.get, kv.set, kv.delete, kv.incr, kv.list";
-                respond(
-                    &handle,
-                    error(
-                        ErrorCode::UnknownMethod,
-                        &format!("unknown method `{other}`; this host knows {known}"),
-                    ),
-                )
-            }
         }
     }
 
