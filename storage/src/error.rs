@@ -116,6 +116,13 @@ impl StorageError {
                 .is_some_and(crate::kv_error::is_unavailable)
     }
 
+    /// Whether this is a server that cannot be reached at all, so that calls should stop
+    /// trying it until a probe does (see [`crate::kv_error::is_outage`]).
+    pub(crate) fn is_outage(&self) -> bool {
+        matches!(self, StorageError::ConnectTimeout { .. })
+            || self.driver_error().is_some_and(crate::kv_error::is_outage)
+    }
+
     /// The driver's error behind this one, if there is one.
     fn driver_error(&self) -> Option<&sqlx::Error> {
         match self {

@@ -2,8 +2,9 @@
 //! supervisor uses the plugin's name).
 //!
 //! Every call returns a value or a [`KvError`], never a panic or a hang: the work runs under
-//! `catch_unwind` and [`CALL_TIMEOUT`], and driver errors are logged here, with the redacted
-//! database, and turned into `Unavailable` or `Internal` without their text.
+//! `catch_unwind` and [`CALL_TIMEOUT`], a database that is known to be down is not even tried
+//! (the `health` module), and driver errors are logged here, with the redacted database, and
+//! turned into `Unavailable` or `Internal` without their text.
 //!
 //! Each call is one statement in autocommit mode, so it returns after the commit. `incr` is a
 //! single `INSERT … ON CONFLICT DO UPDATE … RETURNING`, so concurrent increments never lose an
@@ -18,7 +19,7 @@ use futures::FutureExt;
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::kv_error::is_unavailable;
+use crate::kv_error::{is_outage, is_unavailable};
 use crate::limits::{json_kind, Row};
 use crate::storage::Pool;
 use crate::{Key, KeyPrefix, KvError, KvErrorKind, Storage, StorageError};
@@ -384,14 +385,23 @@ impl Storage {
         })
     }
 
-    /// Runs one call's `work` after what every call shares: migrated first, bounded by
-    /// [`CALL_TIMEOUT`], and a panic caught. Failures are logged and become [`KvError`]s.
+    /// Runs one call's `work` after the checks every call shares: refused at once while the
+    /// database is known to be down, migrated first, bounded by [`CALL_TIMEOUT`], and a panic
+    /// caught. Failures are logged and become [`KvError`]s.
     async fn guarded<T>(
         &self,
         namespace: &str,
         op: &'static str,
         work: impl Future<Output = Result<T, CallError>>,
     ) -> Result<T, KvError> {
+        if self.is_down() {
+            tracing::debug!(
+                namespace,
+                op,
+                "storage call refused at once: the database is down"
+            );
+            return Err(KvError::unavailable());
+        }
         let work = AssertUnwindSafe(async {
             self.ensure_migrated().await.map_err(CallError::Open)?;
             work.await
@@ -413,11 +423,17 @@ impl Storage {
             CallError::Db(error) => {
                 let unavailable = is_unavailable(&error);
                 tracing::warn!(namespace, op, %db, unavailable, %error, "storage call failed");
+                if is_outage(&error) {
+                    self.mark_down();
+                }
                 failure(unavailable)
             }
             CallError::Open(error) => {
                 let unavailable = error.is_unavailable();
                 tracing::warn!(namespace, op, %db, unavailable, %error, "storage could not be opened");
+                if error.is_outage() {
+                    self.mark_down();
+                }
                 failure(unavailable)
             }
             CallError::Corrupt(message) => {
@@ -426,6 +442,9 @@ impl Storage {
             }
             CallError::Timeout => {
                 tracing::warn!(namespace, op, %db, timeout = ?CALL_TIMEOUT, "storage call timed out");
+                // A server that stops answering on an open connection is down too, as far as
+                // calls can tell; the probe finds out at once if it is not.
+                self.mark_down();
                 KvError::new(
                     KvErrorKind::Unavailable,
                     format!("storage did not answer within {CALL_TIMEOUT:?}; try again later"),

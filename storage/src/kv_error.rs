@@ -1,4 +1,4 @@
-//! Why a key-value call failed, and which driver errors mean the database is unavailable.
+//! Why a key-value call failed, and which driver errors mean the database is down.
 //!
 //! A call's caller (the supervisor, answering a plugin) can only act on a kind: its own mistake
 //! (`BadRequest`, `TooLarge`), a conflict worth retrying at once (`Contended`), a database that
@@ -87,6 +87,21 @@ pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether a PostgreSQL driver error means the server cannot be reached at all (the connection
+/// failed or broke, no connection came within the acquire timeout, the server is shutting down
+/// or starting), as opposed to one statement failing on a server that is up. After such an
+/// error storage stops sending calls to the server until a probe reaches it again.
+pub(crate) fn is_outage(error: &sqlx::Error) -> bool {
+    use sqlx::Error;
+    match error {
+        Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut => true,
+        Error::Database(db) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| postgres_code_is_outage(pg.code())),
+        _ => false,
+    }
+}
+
 /// SQLSTATEs of a server that is going away, starting, overloaded, out of disk, or refusing
 /// writes during a failover; and of lock contention, which goes away on retry.
 fn postgres_code_is_unavailable(code: &str) -> bool {
@@ -105,6 +120,17 @@ fn postgres_code_is_unavailable(code: &str) -> bool {
         "55P03", // lock_not_available
     ];
     CLASSES.iter().any(|class| code.starts_with(class)) || CODES.contains(&code)
+}
+
+/// SQLSTATEs of a connection that is lost or of a server that is not serving: the subset of
+/// [`postgres_code_is_unavailable`] that no other statement would escape either.
+fn postgres_code_is_outage(code: &str) -> bool {
+    const CODES: [&str; 3] = [
+        "57P01", // admin_shutdown
+        "57P02", // crash_shutdown
+        "57P03", // cannot_connect_now
+    ];
+    code.starts_with("08") || CODES.contains(&code)
 }
 
 /// SQLite result codes (extended codes carry the primary one in their low byte) of a database
@@ -129,23 +155,25 @@ mod tests {
 
     #[test]
     fn error_classes() {
+        // (SQLSTATE, unavailable, outage)
         let cases = [
-            ("08006", true),
-            ("08001", true),
-            ("57P01", true),
-            ("57P02", true),
-            ("57P03", true),
-            ("53300", true),
-            ("40001", true),
-            ("25006", true),
-            ("57014", true),
-            ("55P03", true),
-            ("23505", false),
-            ("42P01", false),
-            ("22003", false),
+            ("08006", true, true),
+            ("08001", true, true),
+            ("57P01", true, true),
+            ("57P02", true, true),
+            ("57P03", true, true),
+            ("53300", true, false),
+            ("40001", true, false),
+            ("25006", true, false),
+            ("57014", true, false),
+            ("55P03", true, false),
+            ("23505", false, false),
+            ("42P01", false, false),
+            ("22003", false, false),
         ];
-        for (code, want) in cases {
-            assert_eq!(postgres_code_is_unavailable(code), want, "{code}");
+        for (code, unavailable, outage) in cases {
+            assert_eq!(postgres_code_is_unavailable(code), unavailable, "{code}");
+            assert_eq!(postgres_code_is_outage(code), outage, "{code}");
         }
         let cases = [
             (5, true),
@@ -164,7 +192,12 @@ mod tests {
             || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
         assert!(is_unavailable(&refused()));
-        assert!(is_unavailable(&sqlx::Error::PoolClosed));
         assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(is_outage(&sqlx::Error::PoolTimedOut));
+        assert!(is_outage(&refused()));
+        // A closed storage is not an outage: nothing is there to probe.
+        assert!(is_unavailable(&sqlx::Error::PoolClosed));
+        assert!(!is_outage(&sqlx::Error::PoolClosed));
+        assert!(!is_outage(&sqlx::Error::RowNotFound));
     }
 }

@@ -13,13 +13,15 @@
 //!
 //! * [`Storage::open`] opens either backend from a URL and applies the embedded migrations.
 //! * [`Storage::get`], [`Storage::set`], [`Storage::delete`], [`Storage::incr`] and
-//!   [`Storage::list`] answer with a value or a [`KvError`], never a panic or a hang.
+//!   [`Storage::list`] answer with a value or a [`KvError`], never a panic or a hang, and at
+//!   once while the database is known to be down ([`Storage::is_down`]).
 //! * [`import_hamper`] carries karma over from the original Hamper's tables.
 
 #![warn(missing_docs)]
 
 mod db_url;
 mod error;
+mod health;
 mod import;
 mod kv;
 mod kv_error;
@@ -28,6 +30,7 @@ mod storage;
 
 pub use db_url::redact_url;
 pub use error::StorageError;
+pub use health::{PROBE_INTERVAL, PROBE_TIMEOUT};
 pub use import::{import_hamper, ImportReport, KARMA_NAMESPACE, KARMA_SCORE_PREFIX};
 pub use kv::{KvEntry, ListOrder, ListQuery, CALL_TIMEOUT, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use kv_error::{KvError, KvErrorKind};

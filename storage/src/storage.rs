@@ -5,7 +5,9 @@
 //!
 //! * Pools acquire with a short timeout ([`ACQUIRE_TIMEOUT`]) and test a connection before
 //!   handing it out, so that when PostgreSQL is down a request fails fast with `unavailable`,
-//!   and when it comes back the pool replaces its dead connections by itself.
+//!   and when it comes back the pool replaces its dead connections by itself. While the server
+//!   is known to be down, calls do not reach the pool at all: they fail at once and a probe
+//!   watches for the server's return (the `health` module).
 //! * SQLite runs in WAL mode with `synchronous = FULL` and a busy timeout: readers do not block
 //!   the writer, a request is answered only after its commit reached the disk, and concurrent
 //!   writers wait for each other instead of failing.
@@ -32,6 +34,7 @@ use sqlx::Connection;
 use tokio::sync::OnceCell;
 
 use crate::db_url::{self, Target};
+use crate::health::{self, Health, Probe, PROBE_TIMEOUT};
 use crate::StorageError;
 
 /// How long a request waits for a pooled connection (including connecting) before it fails
@@ -59,6 +62,13 @@ struct Inner {
     pool: Pool,
     description: String,
     migrated: OnceCell<()>,
+    health: Health,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.health.stop();
+    }
 }
 
 /// The pool of whichever backend the URL named.
@@ -202,6 +212,7 @@ impl Storage {
                 pool,
                 description,
                 migrated: OnceCell::new(),
+                health: Health::new(),
             }),
         })
     }
@@ -224,14 +235,51 @@ impl Storage {
     /// Closes the pool, waiting for requests in flight; later requests fail with
     /// `unavailable`. Checkpoints a SQLite WAL file into the database.
     pub async fn close(&self) {
+        self.inner.health.stop();
         match &self.inner.pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
     }
 
+    /// Whether the database is known to be down: calls answer `unavailable` at once, without
+    /// waiting for a connection, until a probe in the background reaches the database again
+    /// (about every second). Only a PostgreSQL server goes down this way; a SQLite file's
+    /// failures are those of single statements.
+    pub fn is_down(&self) -> bool {
+        self.inner.health.is_down()
+    }
+
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// Notes a call that failed because the database could not be reached: from now on calls
+    /// fail at once, and one probe runs until the database answers again.
+    pub(crate) fn mark_down(&self) {
+        if !matches!(self.inner.pool, Pool::Postgres(_)) || !self.inner.health.mark_down() {
+            return;
+        }
+        tracing::warn!(
+            db = %self.inner.description,
+            "database unreachable; storage calls fail at once until it answers again"
+        );
+        let inner = Arc::downgrade(&self.inner);
+        let probe = health::probe_until_up(self.inner.health.stop_token(), move || {
+            let inner = inner.clone();
+            async move {
+                let Some(inner) = inner.upgrade() else {
+                    return Probe::Gone;
+                };
+                if !inner.reachable().await {
+                    return Probe::Down;
+                }
+                inner.health.mark_up();
+                tracing::info!(db = %inner.description, "database reachable again");
+                Probe::Up
+            }
+        });
+        tokio::spawn(probe);
     }
 
     /// Applies the migrations once per `Storage`; after a failure the next caller tries again.
@@ -298,6 +346,28 @@ impl Storage {
             tracing::info!(db = %report.database, applied = report.applied.len(), "storage migrations applied");
         }
         Ok(report)
+    }
+}
+
+impl Inner {
+    /// Whether the database answers now: a new connection and a ping within [`PROBE_TIMEOUT`].
+    /// A fresh connection rather than the pool's, whose idle connections may be the dead ones.
+    async fn reachable(&self) -> bool {
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                let options = pool.connect_options();
+                let attempt = async {
+                    let mut conn = PgConnection::connect_with(&options).await?;
+                    conn.ping().await?;
+                    conn.close().await
+                };
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, attempt).await,
+                    Ok(Ok(()))
+                )
+            }
+            Pool::Sqlite(_) => true,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Opening and outages: bad settings give clear errors, a database that is down gives
-//! `Unavailable` quickly instead of a hang, and the pool recovers when it comes back.
+//! `Unavailable` quickly instead of a hang (and at once once it is known to be down), and calls
+//! go through again when it comes back.
 
 // Test helpers panic with a message on purpose: that is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::{key, TestDb};
 use hamper_protocol::wire::MAX_VALUE_BYTES;
-use hamper_storage::{import_hamper, KvError, KvErrorKind, ListQuery, Storage, StorageError};
+use hamper_storage::{
+    import_hamper, KvError, KvErrorKind, ListQuery, Storage, StorageError, ACQUIRE_TIMEOUT,
+    PROBE_INTERVAL, PROBE_TIMEOUT,
+};
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
@@ -45,11 +49,16 @@ async fn open_against_a_closed_port_fails_fast_and_says_so() {
 async fn a_lazy_storage_against_a_closed_port_answers_unavailable_fast() {
     let storage = Storage::open_lazy(CLOSED).expect("the URL is fine");
     assert_eq!(storage.describe(), CLOSED);
+    assert!(!storage.is_down(), "nothing has tried the database yet");
     for (op, result) in every_call(&storage).await {
         let error = result.expect_err("nothing listens there");
         assert_eq!(error.kind, KvErrorKind::Unavailable, "{op}: {error}");
         assert_eq!(error.message, "storage is unavailable; try again later");
     }
+    assert!(
+        storage.is_down(),
+        "a refused connection marks the database down"
+    );
     // A value over the limit is still refused as such: it never reaches the database.
     let big = json!("v".repeat(MAX_VALUE_BYTES));
     let error = storage
@@ -59,7 +68,8 @@ async fn a_lazy_storage_against_a_closed_port_answers_unavailable_fast() {
     assert_eq!(error.kind, KvErrorKind::TooLarge, "{error}");
 }
 
-/// Makes each kind of call once, timing it: it must answer within 5 s.
+/// Makes each kind of call once, timing it: it must answer within 5 s (the slow path, which
+/// waits for a connection, takes [`ACQUIRE_TIMEOUT`]).
 async fn every_call(storage: &Storage) -> Vec<(&'static str, Result<(), KvError>)> {
     let k = key("k");
     let mut results = Vec::new();
@@ -222,6 +232,19 @@ async fn through_a_proxy(test: &str) -> Option<(TestDb, Proxy, Storage)> {
     Some((db, proxy, storage))
 }
 
+/// Polls `condition` until it holds, failing the test with `what` after `limit`.
+async fn wait_until(limit: Duration, what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long the probe may take to notice that the database is back: an attempt that may just
+/// have failed, the pause, and the attempt that succeeds, with room for a busy machine.
+const RECOVERY: Duration = Duration::from_secs(10);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_pool_recovers_after_an_outage() {
     let Some((db, proxy, storage)) =
@@ -244,11 +267,87 @@ async fn the_postgres_pool_recovers_after_an_outage() {
     }
 
     proxy.restart().await;
+    assert!(RECOVERY > 2 * (PROBE_INTERVAL + PROBE_TIMEOUT));
+    wait_until(RECOVERY, "the probe noticed the database is back", || {
+        !storage.is_down()
+    })
+    .await;
     assert_eq!(
         storage.incr("p", &key("k"), 1).await,
         Ok(2),
         "the pool reconnected by itself"
     );
+    storage.close().await;
+    proxy.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_known_to_be_down_answers_at_once() {
+    /// A known outage must answer within this; the slow path waits for a connection for
+    /// [`ACQUIRE_TIMEOUT`], at least twice as long.
+    const AT_ONCE: Duration = Duration::from_secs(1);
+    assert!(AT_ONCE * 2 <= ACQUIRE_TIMEOUT);
+    let Some((db, proxy, storage)) =
+        through_a_proxy("a_database_known_to_be_down_answers_at_once").await
+    else {
+        return;
+    };
+    storage.set("p", &key("k"), &json!(1)).await.expect("set");
+    assert!(!storage.is_down());
+
+    proxy.stop().await;
+    // The first call finds out, which may take up to the acquire timeout.
+    let error = storage.get("p", &key("k")).await.expect_err("down");
+    assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+    assert!(
+        storage.is_down(),
+        "the failed call marked the database down"
+    );
+
+    // Now every call answers at once, each kind of call and many at the same time.
+    for (op, result) in every_call(&storage).await {
+        let error = result.expect_err("still down");
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{op}: {error}");
+    }
+    let started = Instant::now();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let storage = storage.clone();
+            tokio::spawn(async move { storage.incr("p", &key("k"), 1).await })
+        })
+        .collect();
+    for call in calls {
+        let result = call.await.expect("the call did not panic");
+        let error = result.expect_err("still down");
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < AT_ONCE,
+        "20 concurrent calls while the database is known down took {took:?}; waiting for a \
+         connection takes {ACQUIRE_TIMEOUT:?}"
+    );
+    for op in 0..5 {
+        let started = Instant::now();
+        let error = storage.get("p", &key("k")).await.expect_err("still down");
+        let took = started.elapsed();
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+        assert!(took < AT_ONCE, "call {op} took {took:?}");
+    }
+    assert!(
+        storage.is_down(),
+        "no call reached the database to bring it back"
+    );
+
+    proxy.restart().await;
+    wait_until(RECOVERY, "the probe noticed the database is back", || {
+        !storage.is_down()
+    })
+    .await;
+    // Nothing was lost, and none of the refused increments counted.
+    assert_eq!(storage.get("p", &key("k")).await, Ok(Some(json!(1))));
+    assert_eq!(storage.incr("p", &key("k"), 1).await, Ok(2));
     storage.close().await;
     proxy.stop().await;
     db.cleanup().await;

@@ -417,6 +417,10 @@ mod behaviours {
             assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
             assert_eq!(error.message, "storage is unavailable; try again later");
         }
+        assert!(
+            !s.is_down(),
+            "a closed storage is not a database that is down"
+        );
     }
 
     pub async fn size_limits_are_exact(db: &TestDb) {
