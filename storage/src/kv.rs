@@ -21,7 +21,8 @@ use sqlx::Connection;
 
 use crate::kv_error::{is_outage, is_unavailable};
 use crate::limits::{json_kind, Row};
-use crate::storage::Pool;
+use crate::sqlite;
+use crate::storage::Backend;
 use crate::{Key, KeyPrefix, KvError, KvErrorKind, Storage, StorageError};
 
 /// How long one call may take in all before it fails with `Unavailable`. Longer than the
@@ -159,19 +160,30 @@ macro_rules! set_row {
     };
 }
 
-/// Runs `$body` with `$conn` bound to a `&mut` connection from the backend's pool and `$sql` to
-/// its statements; the body is compiled once per backend, so the same sqlx calls serve both.
-/// The body's error type must come `From<sqlx::Error>`.
+/// Runs `$body` with `$conn` bound to a `&mut` connection of the backend and `$sql` to its
+/// statements; the body is compiled once per backend, so the same sqlx calls serve both.
+/// `$access` is `reader` or `writer`, which on SQLite picks the connection (PostgreSQL's pool
+/// serves both). The body's error type must come `From<sqlx::Error>` and be a [`DriverError`];
+/// a SQLite connection that broke is replaced.
 macro_rules! on_connection {
-    ($storage:expr, |$conn:ident, $sql:ident| $body:expr) => {
-        match $storage.pool() {
-            Pool::Sqlite(pool) => {
+    ($storage:expr, $access:ident, |$conn:ident, $sql:ident| $body:expr) => {
+        match $storage.backend() {
+            Backend::Sqlite(db) => {
                 let $sql = &SQLITE;
-                let mut pooled = pool.acquire().await?;
-                let $conn = &mut *pooled;
-                $body
+                let mut held = db.$access().await?;
+                let $conn = held.conn();
+                let result = $body;
+                if result
+                    .as_ref()
+                    .err()
+                    .and_then(DriverError::driver_error)
+                    .is_some_and(sqlite::is_broken)
+                {
+                    held.discard();
+                }
+                result
             }
-            Pool::Postgres(pool) => {
+            Backend::Postgres(pool) => {
                 let $sql = &POSTGRES;
                 let mut pooled = pool.acquire().await?;
                 let $conn = &mut *pooled;
@@ -179,6 +191,17 @@ macro_rules! on_connection {
             }
         }
     };
+}
+
+/// An error that may be the driver's, for [`on_connection!`] to spot a broken connection.
+trait DriverError {
+    fn driver_error(&self) -> Option<&sqlx::Error>;
+}
+
+impl DriverError for sqlx::Error {
+    fn driver_error(&self) -> Option<&sqlx::Error> {
+        Some(self)
+    }
 }
 
 /// Why a call failed, before it becomes a [`KvError`].
@@ -204,11 +227,20 @@ impl From<sqlx::Error> for CallError {
     }
 }
 
+impl DriverError for CallError {
+    fn driver_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            CallError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl Storage {
     /// The value at `key` in `namespace`, or `None` if there is none.
     pub async fn get(&self, namespace: &str, key: &Key) -> Result<Option<Value>, KvError> {
         self.guarded(namespace, "get", async {
-            let text: Option<String> = on_connection!(self, |conn, sql| {
+            let text: Option<String> = on_connection!(self, reader, |conn, sql| {
                 sqlx::query_scalar(sql.get)
                     .bind(namespace)
                     .bind(key.as_str())
@@ -227,7 +259,7 @@ impl Storage {
     pub async fn set(&self, namespace: &str, key: &Key, value: &Value) -> Result<(), KvError> {
         let row = Row::new(value)?;
         self.guarded(namespace, "set", async {
-            on_connection!(self, |conn, sql| {
+            on_connection!(self, writer, |conn, sql| {
                 set_row!(sql, namespace, key.as_str(), row)
                     .execute(&mut *conn)
                     .await
@@ -241,7 +273,7 @@ impl Storage {
     /// Deletes `key` in `namespace`; whether there was a value to delete.
     pub async fn delete(&self, namespace: &str, key: &Key) -> Result<bool, KvError> {
         self.guarded(namespace, "delete", async {
-            on_connection!(self, |conn, sql| {
+            on_connection!(self, writer, |conn, sql| {
                 sqlx::query(sql.delete)
                     .bind(namespace)
                     .bind(key.as_str())
@@ -263,7 +295,7 @@ impl Storage {
         let high = if by > 0 { i64::MAX - by } else { i64::MAX };
         let key = key.as_str();
         self.guarded(namespace, "incr", async {
-            on_connection!(self, |conn, sql| {
+            on_connection!(self, writer, |conn, sql| {
                 async {
                     // The upsert answers nothing when its WHERE refuses the old value; then the
                     // row says why. If another writer changed it in between, try again.
@@ -322,7 +354,7 @@ impl Storage {
         let prefix = query.prefix.as_str();
         let bound = prefix_upper_bound(prefix);
         self.guarded(namespace, "list", async {
-            let rows: Vec<(String, String)> = on_connection!(self, |conn, sql| {
+            let rows: Vec<(String, String)> = on_connection!(self, reader, |conn, sql| {
                 let statement = match query.order {
                     ListOrder::Key => sql.list_by_key,
                     ListOrder::ValueAsc => sql.list_by_value_asc,
@@ -364,7 +396,7 @@ impl Storage {
         }
         self.ensure_migrated().await?;
         let written: Result<(), sqlx::Error> = async {
-            on_connection!(self, |conn, sql| {
+            on_connection!(self, writer, |conn, sql| {
                 async {
                     let mut tx = conn.begin().await?;
                     for (key, row) in &rows {

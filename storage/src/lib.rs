@@ -26,6 +26,7 @@ mod import;
 mod kv;
 mod kv_error;
 mod limits;
+mod sqlite;
 mod storage;
 
 pub use db_url::redact_url;
