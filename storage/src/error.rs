@@ -2,8 +2,8 @@
 //!
 //! These are the failures a person must act on (a wrong URL, a server that is down, a database
 //! that is not the original Hamper's), so each names the database, redacted, and where the fix
-//! is knowable it says so. Failures of a single plugin request are not here: those become an
-//! `Outcome::Error` with a wire code (see `kv.rs`), because a plugin cannot act on a Rust type.
+//! is knowable it says so. Failures of a single key-value call are not here: those are a
+//! [`crate::KvError`], whose kind the supervisor turns into a protocol error code.
 
 use std::time::Duration;
 
@@ -110,18 +110,32 @@ impl StorageError {
     /// work (the supervisor retries, or opens with [`crate::Storage::open_lazy`]), as opposed
     /// to a setting or data problem that needs a person.
     pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::ConnectTimeout { .. })
+            || self
+                .driver_error()
+                .is_some_and(crate::kv_error::is_unavailable)
+    }
+
+    /// Whether this is a server that cannot be reached at all, so that calls should stop
+    /// trying it until a probe does (see [`crate::kv_error::is_outage`]).
+    pub(crate) fn is_outage(&self) -> bool {
+        matches!(self, StorageError::ConnectTimeout { .. })
+            || self.driver_error().is_some_and(crate::kv_error::is_outage)
+    }
+
+    /// The driver's error behind this one, if there is one.
+    fn driver_error(&self) -> Option<&sqlx::Error> {
         match self {
-            StorageError::ConnectTimeout { .. } => true,
             StorageError::Connect { source, .. } | StorageError::Query { source, .. } => {
-                crate::kv::is_unavailable(source)
+                Some(source)
             }
             StorageError::Migrate {
                 source:
                     sqlx::migrate::MigrateError::Execute(e)
                     | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
                 ..
-            } => crate::kv::is_unavailable(e),
-            _ => false,
+            } => Some(e),
+            _ => None,
         }
     }
 }

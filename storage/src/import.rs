@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use hamper_protocol::wire::MAX_KEY_BYTES;
 use serde_json::Value;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -24,7 +23,7 @@ use sqlx::Connection;
 
 use crate::db_url::{self, Target};
 use crate::storage::CONNECT_TIMEOUT;
-use crate::{Storage, StorageError};
+use crate::{Key, Storage, StorageError};
 
 /// The karma plugin's storage namespace.
 pub const KARMA_NAMESPACE: &str = "karma";
@@ -93,20 +92,22 @@ pub async fn import_hamper(from_url: &str, into: &Storage) -> Result<ImportRepor
         return Err(StorageError::NotHamperDatabase { db });
     }
 
-    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    let mut totals: BTreeMap<Key, i64> = BTreeMap::new();
     let mut add = |raw: &str, count: i64, report: &mut ImportReport| {
         let name = raw.trim().to_lowercase();
-        let key = format!("{KARMA_SCORE_PREFIX}{name}");
-        if name.is_empty() || name.contains('\0') || key.len() > MAX_KEY_BYTES {
-            report.skipped.push(raw.to_string());
-            return Ok(());
-        }
-        let total = totals.entry(name).or_insert(0);
+        let key = match Key::new(format!("{KARMA_SCORE_PREFIX}{name}")) {
+            Ok(key) if !name.is_empty() => key,
+            _ => {
+                report.skipped.push(raw.to_string());
+                return Ok(());
+            }
+        };
+        let total = totals.entry(key).or_insert(0);
         *total = total
             .checked_add(count)
             .ok_or_else(|| StorageError::ImportOverflow {
                 db: report.source.clone(),
-                name: raw.trim().to_lowercase(),
+                name,
             })?;
         Ok(())
     };
@@ -132,9 +133,9 @@ pub async fn import_hamper(from_url: &str, into: &Storage) -> Result<ImportRepor
     }
     source.close().await;
 
-    let items: Vec<(String, Value)> = totals
+    let items: Vec<(Key, Value)> = totals
         .into_iter()
-        .map(|(name, total)| (format!("{KARMA_SCORE_PREFIX}{name}"), Value::from(total)))
+        .map(|(key, total)| (key, Value::from(total)))
         .collect();
     into.set_many(KARMA_NAMESPACE, &items).await?;
     report.names = items.len();

@@ -1,40 +1,82 @@
-//! The `kv.*` methods plugins call: get, set, delete, incr and list in the plugin's namespace.
+//! The key-value calls: get, set, delete, incr and list, each in a namespace of its own (the
+//! supervisor uses the plugin's name).
 //!
-//! A plugin may be written in any language and may send anything, so every request is checked
-//! field by field first (the `params` module), and every failure becomes an `Outcome::Error`
-//! whose code the plugin can act on: `bad_request` and `too_large` for its own mistakes, `not_found` for a missing key,
-//! `unavailable` when the database is down or busy (try again later), and `internal` otherwise.
-//! Database errors are logged here with the redacted database and never sent to the plugin.
+//! Every call returns a value or a [`KvError`], never a panic or a hang: the work runs under
+//! `catch_unwind` and [`CALL_TIMEOUT`], a database that is known to be down is not even tried
+//! (the `health` module), and driver errors are logged here, with the redacted database, and
+//! turned into `Unavailable` or `Internal` without their text.
 //!
-//! Each request is one statement in autocommit mode, so the answer comes after the commit.
-//! `kv.incr` is a single `INSERT … ON CONFLICT DO UPDATE … RETURNING`, so concurrent increments
-//! never lose an update on either backend. The host derives `num` and `ival` from each value it
-//! writes (see the migrations), so no JSON has to be parsed in SQL.
+//! Each call is one statement in autocommit mode, so it returns after the commit. `incr` is a
+//! single `INSERT … ON CONFLICT DO UPDATE … RETURNING`, so concurrent increments never lose an
+//! update on either backend. The host derives `num` and `ival` from each value it writes (see
+//! the migrations and [`crate::limits`]), so no JSON has to be parsed in SQL.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::FutureExt;
-use hamper_protocol::wire::{
-    ErrorBody, ErrorCode, IncrParams, KeyParams, KvItem, ListOrder, ListParams, Outcome,
-};
-use serde_json::{json, Value};
+use serde_json::Value;
+use sqlx::Connection;
 
-use crate::params::{kind_of, Params, Refusal, Row};
-use crate::storage::Pool;
-use crate::{Storage, StorageError};
+use crate::kv_error::{is_outage, is_unavailable};
+use crate::limits::{json_kind, Row};
+use crate::sqlite;
+use crate::storage::Backend;
+use crate::{Key, KeyPrefix, KvError, KvErrorKind, Storage, StorageError};
 
-/// How long one request may take in all before it fails with `unavailable`. Longer than the
-/// pool's acquire timeout and SQLite's busy timeout, so those report first.
+/// How long one call may take in all before it fails with `Unavailable`. Longer than the
+/// acquire timeout and SQLite's busy timeout, so those report first.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// `kv.list` returns this many items when `limit` is not given.
+/// [`ListQuery::default`] lists this many entries.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
-/// `kv.list` returns at most this many items; a larger `limit` is lowered to it.
+/// [`Storage::list`] returns at most this many entries; a larger limit is lowered to it.
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
-/// Whether `method` is one that [`Storage::call`] serves (`kv.*`).
-pub fn is_storage_method(method: &str) -> bool {
-    method.starts_with("kv.")
+/// The order of [`Storage::list`]'s entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ListOrder {
+    /// By key, in code point order.
+    #[default]
+    Key,
+    /// By numeric value, smallest first; values that are not numbers last; ties by key.
+    ValueAsc,
+    /// By numeric value, largest first; values that are not numbers last; ties by key.
+    ValueDesc,
+}
+
+/// Which entries [`Storage::list`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only keys that start with this (all keys when empty).
+    pub prefix: KeyPrefix,
+    /// The order.
+    pub order: ListOrder,
+    /// At most this many, and never more than [`MAX_LIST_LIMIT`].
+    pub limit: u32,
+    /// Skip this many first.
+    pub offset: u32,
+}
+
+impl Default for ListQuery {
+    /// Every key in key order, the first [`DEFAULT_LIST_LIMIT`].
+    fn default() -> ListQuery {
+        ListQuery {
+            prefix: KeyPrefix::default(),
+            order: ListOrder::Key,
+            limit: DEFAULT_LIST_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvEntry {
+    /// Its key.
+    pub key: String,
+    /// Its value.
+    pub value: Value,
 }
 
 /// The statements of one backend. Both use `$n` parameters (SQLite accepts them too); they
@@ -106,37 +148,76 @@ const POSTGRES: Sql = Sql {
     ),
 };
 
-/// Runs `$body` with `$pool` bound to the backend's pool and `$sql` to its statements. The
-/// body is compiled once per backend, so the same sqlx calls serve both.
-macro_rules! with_pool {
-    ($storage:expr, |$pool:ident, $sql:ident| $body:expr) => {
-        match $storage.pool() {
-            Pool::Sqlite($pool) => {
+/// The `set` statement of `$sql` bound to one row: the same for [`Storage::set`] and the import.
+macro_rules! set_row {
+    ($sql:expr, $namespace:expr, $key:expr, $row:expr) => {
+        sqlx::query($sql.set)
+            .bind($namespace)
+            .bind($key)
+            .bind(&$row.text)
+            .bind($row.num)
+            .bind($row.ival)
+    };
+}
+
+/// Runs `$body` with `$conn` bound to a `&mut` connection of the backend and `$sql` to its
+/// statements; the body is compiled once per backend, so the same sqlx calls serve both.
+/// `$access` is `reader` or `writer`, which on SQLite picks the connection (PostgreSQL's pool
+/// serves both). The body's error type must come `From<sqlx::Error>` and be a [`DriverError`];
+/// a SQLite connection that broke is replaced.
+macro_rules! on_connection {
+    ($storage:expr, $access:ident, |$conn:ident, $sql:ident| $body:expr) => {
+        match $storage.backend() {
+            Backend::Sqlite(db) => {
                 let $sql = &SQLITE;
-                $body
+                let mut held = db.$access().await?;
+                let $conn = held.conn();
+                let result = $body;
+                if result
+                    .as_ref()
+                    .err()
+                    .and_then(DriverError::driver_error)
+                    .is_some_and(sqlite::is_broken)
+                {
+                    held.discard();
+                }
+                result
             }
-            Pool::Postgres($pool) => {
+            Backend::Postgres(pool) => {
                 let $sql = &POSTGRES;
+                let mut pooled = pool.acquire().await?;
+                let $conn = &mut *pooled;
                 $body
             }
         }
     };
 }
 
-/// Why a request failed, before it becomes an [`ErrorBody`].
+/// An error that may be the driver's, for [`on_connection!`] to spot a broken connection.
+trait DriverError {
+    fn driver_error(&self) -> Option<&sqlx::Error>;
+}
+
+impl DriverError for sqlx::Error {
+    fn driver_error(&self) -> Option<&sqlx::Error> {
+        Some(self)
+    }
+}
+
+/// Why a call failed, before it becomes a [`KvError`].
 #[derive(Debug)]
 enum CallError {
-    /// The plugin's mistake, or a missing key: answered as is, logged only at debug.
-    Plugin(ErrorCode, String),
+    /// Refused for what the call asked: answered as is.
+    Refused(KvError),
     /// A statement failed.
     Db(sqlx::Error),
     /// Opening (the lazy migration) failed.
     Open(StorageError),
     /// A stored value is not JSON: someone wrote to the table by hand.
     Corrupt(String),
-    /// The whole request took longer than [`CALL_TIMEOUT`].
+    /// The whole call took longer than [`CALL_TIMEOUT`].
     Timeout,
-    /// A bug: the request panicked.
+    /// A bug: the call panicked.
     Panic,
 }
 
@@ -146,353 +227,281 @@ impl From<sqlx::Error> for CallError {
     }
 }
 
-impl From<Refusal> for CallError {
-    fn from(r: Refusal) -> Self {
-        CallError::Plugin(r.code, r.message)
+impl DriverError for CallError {
+    fn driver_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            CallError::Db(e) => Some(e),
+            _ => None,
+        }
     }
-}
-
-fn bad_request(message: String) -> CallError {
-    CallError::Plugin(ErrorCode::BadRequest, message)
 }
 
 impl Storage {
-    /// Serves one protocol request for `plugin`'s namespace: `kv.get`, `kv.set`, `kv.delete`,
-    /// `kv.incr` or `kv.list`.
-    ///
-    /// Never panics and never hangs: every failure, including a database that is down
-    /// (`unavailable`) or a request over [`CALL_TIMEOUT`], is an `Outcome::Error` with a code.
-    /// A successful write has been committed when this returns.
-    pub async fn call(&self, plugin: &str, method: &str, params: Value) -> Outcome {
-        let work = AssertUnwindSafe(self.dispatch(plugin, method, params)).catch_unwind();
-        let error = match tokio::time::timeout(CALL_TIMEOUT, work).await {
-            Ok(Ok(Ok(result))) => return Outcome::Result(result),
-            Ok(Ok(Err(error))) => error,
-            Ok(Err(_panic)) => CallError::Panic,
-            Err(_elapsed) => CallError::Timeout,
-        };
-        Outcome::Error(self.error_body(plugin, method, error))
+    /// The value at `key` in `namespace`, or `None` if there is none.
+    pub async fn get(&self, namespace: &str, key: &Key) -> Result<Option<Value>, KvError> {
+        self.guarded(namespace, "get", async {
+            let text: Option<String> = on_connection!(self, reader, |conn, sql| {
+                sqlx::query_scalar(sql.get)
+                    .bind(namespace)
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(CallError::from)
+            })?;
+            text.map(|text| parse_stored(key.as_str(), &text))
+                .transpose()
+        })
+        .await
     }
 
-    async fn dispatch(
-        &self,
-        plugin: &str,
-        method: &str,
-        params: Value,
-    ) -> Result<Value, CallError> {
-        match method {
-            "kv.get" => {
-                let p = Params::new(method, params)?.key_params()?;
-                self.ensure_migrated().await.map_err(CallError::Open)?;
-                self.get(plugin, &p).await
-            }
-            "kv.set" => {
-                let p = Params::new(method, params)?.set_params()?;
-                let row = Row::new(&p.value)?;
-                self.ensure_migrated().await.map_err(CallError::Open)?;
-                self.set(plugin, &p.key, &row).await?;
-                Ok(json!({}))
-            }
-            "kv.delete" => {
-                let p = Params::new(method, params)?.key_params()?;
-                self.ensure_migrated().await.map_err(CallError::Open)?;
-                self.delete(plugin, &p).await
-            }
-            "kv.incr" => {
-                let p = Params::new(method, params)?.incr_params()?;
-                self.ensure_migrated().await.map_err(CallError::Open)?;
-                self.incr(plugin, &p).await
-            }
-            "kv.list" => {
-                let p = Params::new(method, params)?.list_params()?;
-                self.ensure_migrated().await.map_err(CallError::Open)?;
-                self.list(plugin, &p).await
-            }
-            _ => Err(CallError::Plugin(
-                ErrorCode::UnknownMethod,
-                format!(
-                    "unknown storage method `{method}`; there are kv.get, kv.set, kv.delete, \
-                     kv.incr and kv.list"
-                ),
-            )),
-        }
+    /// Stores `value` at `key` in `namespace`, replacing what was there; committed when this
+    /// returns. `TooLarge` if the value's JSON is over the protocol's limit.
+    pub async fn set(&self, namespace: &str, key: &Key, value: &Value) -> Result<(), KvError> {
+        let row = Row::new(value)?;
+        self.guarded(namespace, "set", async {
+            on_connection!(self, writer, |conn, sql| {
+                set_row!(sql, namespace, key.as_str(), row)
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
+                    .map_err(CallError::from)
+            })
+        })
+        .await
     }
 
-    async fn get(&self, plugin: &str, p: &KeyParams) -> Result<Value, CallError> {
-        let text: Option<String> = with_pool!(self, |pool, sql| {
-            sqlx::query_scalar(sql.get)
-                .bind(plugin)
-                .bind(&p.key)
-                .fetch_optional(pool)
-                .await
-        })?;
-        match text {
-            Some(text) => Ok(json!({ "value": parse_stored(&p.key, &text)? })),
-            None => Err(CallError::Plugin(
-                ErrorCode::NotFound,
-                format!("no value for key `{}`", p.key),
-            )),
-        }
+    /// Deletes `key` in `namespace`; whether there was a value to delete.
+    pub async fn delete(&self, namespace: &str, key: &Key) -> Result<bool, KvError> {
+        self.guarded(namespace, "delete", async {
+            on_connection!(self, writer, |conn, sql| {
+                sqlx::query(sql.delete)
+                    .bind(namespace)
+                    .bind(key.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map(|done| done.rows_affected() > 0)
+                    .map_err(CallError::from)
+            })
+        })
+        .await
     }
 
-    async fn set(&self, plugin: &str, key: &str, row: &Row) -> Result<(), CallError> {
-        with_pool!(self, |pool, sql| {
-            sqlx::query(sql.set)
-                .bind(plugin)
-                .bind(key)
-                .bind(&row.text)
-                .bind(row.num)
-                .bind(row.ival)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })?;
-        Ok(())
-    }
-
-    async fn delete(&self, plugin: &str, p: &KeyParams) -> Result<Value, CallError> {
-        let deleted = with_pool!(self, |pool, sql| {
-            sqlx::query(sql.delete)
-                .bind(plugin)
-                .bind(&p.key)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected() > 0)
-        })?;
-        Ok(json!({ "deleted": deleted }))
-    }
-
-    async fn incr(&self, plugin: &str, p: &IncrParams) -> Result<Value, CallError> {
-        let by = p.by;
+    /// Adds `by` to the integer at `key` in `namespace` (a missing key counts as 0) in one
+    /// atomic statement, and returns the new value. `BadRequest` if the key holds anything but
+    /// an integer or the sum would overflow 64 bits; the value is then left as it was.
+    pub async fn incr(&self, namespace: &str, key: &Key, by: i64) -> Result<i64, KvError> {
         // The old value must lie in [low, high] for old + by to fit in an i64.
         let low = if by < 0 { i64::MIN - by } else { i64::MIN };
         let high = if by > 0 { i64::MAX - by } else { i64::MAX };
-        // The upsert answers nothing when its WHERE refuses the old value; then we look at the
-        // row to say why. If another request changed it in between, try again.
-        for _ in 0..3 {
-            let value: Option<i64> = with_pool!(self, |pool, sql| {
-                sqlx::query_scalar(sql.incr)
-                    .bind(plugin)
-                    .bind(&p.key)
-                    .bind(by)
-                    .bind(low)
-                    .bind(high)
-                    .fetch_optional(pool)
-                    .await
-            })?;
-            if let Some(value) = value {
-                return Ok(json!({ "value": value }));
-            }
-            let state: Option<(Option<i64>, String)> = with_pool!(self, |pool, sql| {
-                sqlx::query_as(sql.incr_state)
-                    .bind(plugin)
-                    .bind(&p.key)
-                    .fetch_optional(pool)
-                    .await
-            })?;
-            match state {
-                None => continue,
-                Some((Some(old), _)) if (low..=high).contains(&old) => continue,
-                Some((Some(old), _)) => {
-                    return Err(bad_request(format!(
-                        "kv.incr: {old} + {by} at key `{}` overflows a 64-bit integer",
-                        p.key
-                    )))
+        let key = key.as_str();
+        self.guarded(namespace, "incr", async {
+            on_connection!(self, writer, |conn, sql| {
+                async {
+                    // The upsert answers nothing when its WHERE refuses the old value; then the
+                    // row says why. If another writer changed it in between, try again.
+                    for _ in 0..3 {
+                        let value: Option<i64> = sqlx::query_scalar(sql.incr)
+                            .bind(namespace)
+                            .bind(key)
+                            .bind(by)
+                            .bind(low)
+                            .bind(high)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        if let Some(value) = value {
+                            return Ok(value);
+                        }
+                        let state: Option<(Option<i64>, String)> = sqlx::query_as(sql.incr_state)
+                            .bind(namespace)
+                            .bind(key)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        match state {
+                            None => continue,
+                            Some((Some(old), _)) if (low..=high).contains(&old) => continue,
+                            Some((Some(old), _)) => {
+                                return Err(refused(
+                                    KvErrorKind::BadRequest,
+                                    format!(
+                                        "{old} + {by} at key `{key}` overflows a 64-bit integer"
+                                    ),
+                                ))
+                            }
+                            Some((None, text)) => {
+                                let kind = json_kind(&parse_stored(key, &text)?);
+                                return Err(refused(
+                                    KvErrorKind::BadRequest,
+                                    format!("key `{key}` holds {kind}, not an integer"),
+                                ));
+                            }
+                        }
+                    }
+                    Err(refused(
+                        KvErrorKind::Contended,
+                        format!("key `{key}` kept changing; try again"),
+                    ))
                 }
-                Some((None, text)) => {
-                    let kind = parse_stored(&p.key, &text).map(|v| kind_of(&v))?;
-                    return Err(bad_request(format!(
-                        "kv.incr: key `{}` holds {kind}, not an integer",
-                        p.key
-                    )));
-                }
-            }
-        }
-        Err(CallError::Plugin(
-            ErrorCode::Unavailable,
-            format!("kv.incr: key `{}` kept changing; try again", p.key),
-        ))
+                .await
+            })
+        })
+        .await
     }
 
-    async fn list(&self, plugin: &str, p: &ListParams) -> Result<Value, CallError> {
-        let limit = i64::from(p.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT));
-        let offset = i64::from(p.offset.unwrap_or(0));
-        let bound = prefix_upper_bound(&p.prefix);
-        let rows: Vec<(String, String)> = with_pool!(self, |pool, sql| {
-            let statement = match p.order {
-                ListOrder::Key => sql.list_by_key,
-                ListOrder::ValueAsc => sql.list_by_value_asc,
-                ListOrder::ValueDesc => sql.list_by_value_desc,
-            };
-            sqlx::query_as(statement)
-                .bind(plugin)
-                .bind(&p.prefix)
-                .bind(&bound)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await
-        })?;
-        let mut items = Vec::with_capacity(rows.len());
-        for (key, text) in rows {
-            let value = parse_stored(&key, &text)?;
-            items.push(KvItem { key, value });
-        }
-        Ok(json!({ "items": items }))
+    /// The entries of `namespace` that `query` selects, in its order.
+    pub async fn list(&self, namespace: &str, query: &ListQuery) -> Result<Vec<KvEntry>, KvError> {
+        let limit = i64::from(query.limit.min(MAX_LIST_LIMIT));
+        let offset = i64::from(query.offset);
+        let prefix = query.prefix.as_str();
+        let bound = prefix_upper_bound(prefix);
+        self.guarded(namespace, "list", async {
+            let rows: Vec<(String, String)> = on_connection!(self, reader, |conn, sql| {
+                let statement = match query.order {
+                    ListOrder::Key => sql.list_by_key,
+                    ListOrder::ValueAsc => sql.list_by_value_asc,
+                    ListOrder::ValueDesc => sql.list_by_value_desc,
+                };
+                sqlx::query_as(statement)
+                    .bind(namespace)
+                    .bind(prefix)
+                    .bind(&bound)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(CallError::from)
+            })?;
+            rows.into_iter()
+                .map(|(key, text)| {
+                    let value = parse_stored(&key, &text)?;
+                    Ok(KvEntry { key, value })
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Writes many keys of one namespace in one transaction (for the import).
     pub(crate) async fn set_many(
         &self,
-        plugin: &str,
-        items: &[(String, Value)],
+        namespace: &str,
+        items: &[(Key, Value)],
     ) -> Result<(), StorageError> {
         let mut rows = Vec::with_capacity(items.len());
         for (key, value) in items {
             let row = Row::new(value).map_err(|refusal| StorageError::InvalidValue {
-                key: key.clone(),
+                key: key.to_string(),
                 reason: refusal.message,
             })?;
             rows.push((key, row));
         }
-        let query_error = |source| StorageError::Query {
+        self.ensure_migrated().await?;
+        let written: Result<(), sqlx::Error> = async {
+            on_connection!(self, writer, |conn, sql| {
+                async {
+                    let mut tx = conn.begin().await?;
+                    for (key, row) in &rows {
+                        set_row!(sql, namespace, key.as_str(), row)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await
+                }
+                .await
+            })
+        }
+        .await;
+        written.map_err(|source| StorageError::Query {
             db: self.describe(),
             action: "write imported values",
             source,
-        };
-        self.ensure_migrated().await?;
-        with_pool!(self, |pool, sql| {
-            async {
-                let mut tx = pool.begin().await?;
-                for (key, row) in &rows {
-                    sqlx::query(sql.set)
-                        .bind(plugin)
-                        .bind(key.as_str())
-                        .bind(&row.text)
-                        .bind(row.num)
-                        .bind(row.ival)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
-            .await
         })
-        .map_err(query_error)
     }
 
-    fn error_body(&self, plugin: &str, method: &str, error: CallError) -> ErrorBody {
+    /// Runs one call's `work` after the checks every call shares: refused at once while the
+    /// database is known to be down, migrated first, bounded by [`CALL_TIMEOUT`], and a panic
+    /// caught. Failures are logged and become [`KvError`]s.
+    async fn guarded<T>(
+        &self,
+        namespace: &str,
+        op: &'static str,
+        work: impl Future<Output = Result<T, CallError>>,
+    ) -> Result<T, KvError> {
+        if self.is_down() {
+            tracing::debug!(
+                namespace,
+                op,
+                "storage call refused at once: the database is down"
+            );
+            return Err(KvError::unavailable());
+        }
+        let work = AssertUnwindSafe(async {
+            self.ensure_migrated().await.map_err(CallError::Open)?;
+            work.await
+        })
+        .catch_unwind();
+        let error = match tokio::time::timeout(CALL_TIMEOUT, work).await {
+            Ok(Ok(Ok(value))) => return Ok(value),
+            Ok(Ok(Err(error))) => error,
+            Ok(Err(_panic)) => CallError::Panic,
+            Err(_elapsed) => CallError::Timeout,
+        };
+        Err(self.kv_error(namespace, op, error))
+    }
+
+    fn kv_error(&self, namespace: &str, op: &'static str, error: CallError) -> KvError {
         let db = self.describe();
-        let (code, message) = match error {
-            CallError::Plugin(code, message) => {
-                tracing::debug!(plugin, method, %code, %message, "storage request refused");
-                (code, message)
-            }
+        match error {
+            CallError::Refused(error) => error,
             CallError::Db(error) => {
-                let code = if is_unavailable(&error) {
-                    ErrorCode::Unavailable
-                } else {
-                    ErrorCode::Internal
-                };
-                tracing::warn!(plugin, method, %db, %code, %error, "storage request failed");
-                (code, failure_message(code))
+                let unavailable = is_unavailable(&error);
+                tracing::warn!(namespace, op, %db, unavailable, %error, "storage call failed");
+                if is_outage(&error) {
+                    self.mark_down();
+                }
+                failure(unavailable)
             }
             CallError::Open(error) => {
-                let code = if error.is_unavailable() {
-                    ErrorCode::Unavailable
-                } else {
-                    ErrorCode::Internal
-                };
-                tracing::warn!(plugin, method, %db, %code, %error, "storage could not be opened");
-                (code, failure_message(code))
+                let unavailable = error.is_unavailable();
+                tracing::warn!(namespace, op, %db, unavailable, %error, "storage could not be opened");
+                if error.is_outage() {
+                    self.mark_down();
+                }
+                failure(unavailable)
             }
             CallError::Corrupt(message) => {
-                tracing::error!(plugin, method, %db, %message, "storage holds a value that is not JSON");
-                (ErrorCode::Internal, failure_message(ErrorCode::Internal))
+                tracing::error!(namespace, op, %db, %message, "storage holds a value that is not JSON");
+                KvError::internal()
             }
             CallError::Timeout => {
-                tracing::warn!(plugin, method, %db, timeout = ?CALL_TIMEOUT, "storage request timed out");
-                (
-                    ErrorCode::Unavailable,
+                tracing::warn!(namespace, op, %db, timeout = ?CALL_TIMEOUT, "storage call timed out");
+                // A server that stops answering on an open connection is down too, as far as
+                // calls can tell; the probe finds out at once if it is not.
+                self.mark_down();
+                KvError::new(
+                    KvErrorKind::Unavailable,
                     format!("storage did not answer within {CALL_TIMEOUT:?}; try again later"),
                 )
             }
             CallError::Panic => {
-                tracing::error!(plugin, method, %db, "storage request panicked");
-                (ErrorCode::Internal, failure_message(ErrorCode::Internal))
-            }
-        };
-        ErrorBody { code, message }
-    }
-}
-
-fn failure_message(code: ErrorCode) -> String {
-    if code == ErrorCode::Unavailable {
-        "storage is unavailable; try again later".to_string()
-    } else {
-        "storage failed; the host's log has the details".to_string()
-    }
-}
-
-/// Whether a driver error means the database is down, unreachable or too busy right now, so
-/// that the same request may succeed later (`unavailable`), rather than a bug (`internal`).
-pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
-    use sqlx::Error;
-    match error {
-        Error::Io(_)
-        | Error::Tls(_)
-        | Error::PoolTimedOut
-        | Error::PoolClosed
-        | Error::WorkerCrashed => true,
-        Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                postgres_code_is_unavailable(pg.code())
-            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                db.code()
-                    .and_then(|code| code.parse::<i32>().ok())
-                    .is_some_and(sqlite_code_is_unavailable)
-            } else {
-                false
+                tracing::error!(namespace, op, %db, "storage call panicked");
+                KvError::internal()
             }
         }
-        _ => false,
     }
 }
 
-/// SQLSTATEs of a server that is going away, starting, overloaded, out of disk, or refusing
-/// writes during a failover; and of lock contention, which goes away on retry.
-fn postgres_code_is_unavailable(code: &str) -> bool {
-    const CLASSES: [&str; 3] = [
-        "08", // connection exception
-        "53", // insufficient resources: disk full, out of memory, too many connections
-        "40", // transaction rollback: serialization failure, deadlock
-    ];
-    const CODES: [&str; 7] = [
-        "57014", // query_canceled (statement_timeout)
-        "57P01", // admin_shutdown
-        "57P02", // crash_shutdown
-        "57P03", // cannot_connect_now
-        "57P05", // idle_session_timeout
-        "25006", // read_only_sql_transaction (a standby, mid-failover)
-        "55P03", // lock_not_available
-    ];
-    CLASSES.iter().any(|class| code.starts_with(class)) || CODES.contains(&code)
+/// The error for a call the database failed, without the driver's words: `Unavailable` if
+/// trying again later may work, `Internal` otherwise.
+fn failure(unavailable: bool) -> KvError {
+    if unavailable {
+        KvError::unavailable()
+    } else {
+        KvError::internal()
+    }
 }
 
-/// SQLite result codes (extended codes carry the primary one in their low byte) of a database
-/// that is locked, out of memory or disk, or whose file cannot be read or written right now.
-fn sqlite_code_is_unavailable(code: i32) -> bool {
-    const BUSY: i32 = 5;
-    const LOCKED: i32 = 6;
-    const NOMEM: i32 = 7;
-    const READONLY: i32 = 8;
-    const IOERR: i32 = 10;
-    const FULL: i32 = 13;
-    const CANTOPEN: i32 = 14;
-    matches!(
-        code & 0xff,
-        BUSY | LOCKED | NOMEM | READONLY | IOERR | FULL | CANTOPEN
-    )
+fn refused(kind: KvErrorKind, message: String) -> CallError {
+    CallError::Refused(KvError::new(kind, message))
 }
 
 fn parse_stored(key: &str, text: &str) -> Result<Value, CallError> {
@@ -543,52 +552,10 @@ mod tests {
     }
 
     #[test]
-    fn error_classes() {
-        let cases = [
-            ("08006", true),
-            ("08001", true),
-            ("53300", true),
-            ("57P01", true),
-            ("57P03", true),
-            ("40001", true),
-            ("25006", true),
-            ("23505", false),
-            ("42P01", false),
-            ("22003", false),
-        ];
-        for (code, want) in cases {
-            assert_eq!(postgres_code_is_unavailable(code), want, "{code}");
-        }
-        let cases = [
-            (5, true),
-            (517, true),
-            (6, true),
-            (10, true),
-            (266, true),
-            (1, false),
-            (19, false),
-            (2067, false),
-        ];
-        for (code, want) in cases {
-            assert_eq!(sqlite_code_is_unavailable(code), want, "{code}");
-        }
-        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
-        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
-            std::io::ErrorKind::ConnectionRefused
-        ))));
-        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
-    }
-
-    #[test]
-    fn storage_methods() {
-        for (method, want) in [
-            ("kv.get", true),
-            ("kv.anything", true),
-            ("kv", false),
-            ("plugins.list", false),
-            ("", false),
-        ] {
-            assert_eq!(is_storage_method(method), want, "{method}");
-        }
+    fn the_default_query_lists_the_first_hundred_by_key() {
+        let query = ListQuery::default();
+        assert_eq!(query.prefix.as_str(), "");
+        assert_eq!(query.order, ListOrder::Key);
+        assert_eq!((query.limit, query.offset), (DEFAULT_LIST_LIMIT, 0));
     }
 }

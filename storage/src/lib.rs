@@ -7,23 +7,35 @@
 //! choose the backend: a SQLite file for a bot on a small machine, or PostgreSQL where the
 //! original Hamper ran (Heroku's `DATABASE_URL`).
 //!
+//! This crate knows nothing of the protocol's messages: the supervisor reads a request's JSON
+//! and calls the typed API here, and turns its results and [`KvError`]s into responses. Only the
+//! protocol's limits ([`Key`], [`KeyPrefix`] and values are held to them) are shared.
+//!
 //! * [`Storage::open`] opens either backend from a URL and applies the embedded migrations.
-//! * [`Storage::call`] answers one request with an `Outcome`, never a panic or a hang.
+//! * [`Storage::get`], [`Storage::set`], [`Storage::delete`], [`Storage::incr`] and
+//!   [`Storage::list`] answer with a value or a [`KvError`], never a panic or a hang, and at
+//!   once while the database is known to be down ([`Storage::is_down`]).
 //! * [`import_hamper`] carries karma over from the original Hamper's tables.
 
 #![warn(missing_docs)]
 
 mod db_url;
 mod error;
+mod health;
 mod import;
 mod kv;
-mod params;
+mod kv_error;
+mod limits;
+mod sqlite;
 mod storage;
 
 pub use db_url::redact_url;
 pub use error::StorageError;
+pub use health::{PROBE_INTERVAL, PROBE_TIMEOUT};
 pub use import::{import_hamper, ImportReport, KARMA_NAMESPACE, KARMA_SCORE_PREFIX};
-pub use kv::{is_storage_method, CALL_TIMEOUT, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+pub use kv::{KvEntry, ListOrder, ListQuery, CALL_TIMEOUT, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+pub use kv_error::{KvError, KvErrorKind};
+pub use limits::{json_kind, Key, KeyPrefix};
 pub use storage::{
     MigrateReport, MigrationInfo, Storage, ACQUIRE_TIMEOUT, CONNECT_TIMEOUT, SQLITE_BUSY_TIMEOUT,
 };

@@ -3,15 +3,17 @@
 //! The supervisor owns a single database for every plugin, so this is where the operational
 //! choices live, each made for a bot that must keep chatting while its database comes and goes:
 //!
-//! * Pools acquire with a short timeout ([`ACQUIRE_TIMEOUT`]) and test a connection before
-//!   handing it out, so that when PostgreSQL is down a request fails fast with `unavailable`,
-//!   and when it comes back the pool replaces its dead connections by itself.
-//! * SQLite runs in WAL mode with `synchronous = FULL` and a busy timeout: readers do not block
-//!   the writer, a request is answered only after its commit reached the disk, and concurrent
-//!   writers wait for each other instead of failing.
-//! * Migrations are embedded at compile time and run on a connection of their own, so that the
-//!   PostgreSQL advisory lock sqlx takes while migrating dies with that connection if anything
-//!   fails, instead of going back to the pool still held.
+//! * A PostgreSQL pool acquires with a short timeout ([`ACQUIRE_TIMEOUT`]) and tests a
+//!   connection before handing it out, so that when the server comes back after an outage the
+//!   pool replaces its dead connections by itself. While the server is known to be down, calls
+//!   do not reach the pool at all: they fail at once and a probe watches for the server's
+//!   return (the `health` module).
+//! * SQLite runs in WAL mode with `synchronous = FULL` on connections that stay open, one writer
+//!   and a few readers (the `sqlite` module): readers do not block the writer, a request is
+//!   answered only after its commit reached the disk, and writes take turns on the writer.
+//! * Migrations are embedded at compile time. On PostgreSQL they run on a connection of their
+//!   own, so that the advisory lock sqlx takes while migrating dies with that connection if
+//!   anything fails, instead of going back to the pool still held; on SQLite, on the writer.
 //! * [`Storage::open`] connects and migrates before it returns, and reports a server that is
 //!   down as an error ([`StorageError::is_unavailable`] tells it apart from a bad setting).
 //!   [`Storage::open_lazy`] does neither: it returns at once and migrates on the first request
@@ -25,45 +27,51 @@ use std::time::Duration;
 
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Connection;
 use tokio::sync::OnceCell;
 
 use crate::db_url::{self, Target};
+use crate::health::{self, Health, Probe, PROBE_TIMEOUT};
+use crate::sqlite::Sqlite;
 use crate::StorageError;
 
-/// How long a request waits for a pooled connection (including connecting) before it fails
-/// with `unavailable`.
+/// How long a request waits for a connection (including connecting to PostgreSQL) before it
+/// fails with `unavailable`.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long opening, migrating and importing wait for a new connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a SQLite writer waits for another writer before giving up.
+/// How long a SQLite writer waits for another process's writer before giving up.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections per SQLite file: WAL lets readers run beside the one writer.
-const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Connections to PostgreSQL: plenty for a bot, and polite to a small hosted plan.
 const POSTGRES_MAX_CONNECTIONS: u32 = 5;
 
-/// The supervisor's database: a cheap, cloneable handle on a connection pool.
+/// The supervisor's database: a cheap, cloneable handle on its connections.
 ///
-/// Serve plugin requests with [`Storage::call`]; see the `kv` module for the methods.
+/// The key-value calls ([`Storage::get`], [`Storage::set`], [`Storage::delete`],
+/// [`Storage::incr`], [`Storage::list`]) are in the `kv` module.
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    pool: Pool,
+    backend: Backend,
     description: String,
     migrated: OnceCell<()>,
+    health: Health,
 }
 
-/// The pool of whichever backend the URL named.
-pub(crate) enum Pool {
-    /// A SQLite file, or memory.
-    Sqlite(SqlitePool),
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.health.stop();
+    }
+}
+
+/// The connections of whichever backend the URL named.
+pub(crate) enum Backend {
+    /// A SQLite file, or memory (boxed: its connect options are large).
+    Sqlite(Box<Sqlite>),
     /// A PostgreSQL server.
     Postgres(PgPool),
 }
@@ -143,7 +151,7 @@ impl Storage {
     pub fn open_lazy(url: &str) -> Result<Storage, StorageError> {
         let target = db_url::parse(url)?;
         let description = target.describe(url);
-        let pool = match &target {
+        let backend = match &target {
             Target::SqliteFile(path) => {
                 if let Some(dir) = path.parent() {
                     if !dir.as_os_str().is_empty() && !dir.is_dir() {
@@ -153,41 +161,30 @@ impl Storage {
                         });
                     }
                 }
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(SQLITE_MAX_CONNECTIONS)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .test_before_acquire(true)
-                        .connect_lazy_with(options),
-                )
+                Backend::Sqlite(Box::new(Sqlite::file(
+                    SqliteConnectOptions::new()
+                        .filename(path)
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT),
+                )))
             }
             Target::SqliteMemory => {
                 tracing::warn!("storage is in memory: nothing plugins store survives a restart");
-                // One connection that is never closed: the database lives as long as it does.
-                let options = SqliteConnectOptions::new()
-                    .in_memory(true)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(1)
-                        .idle_timeout(None)
-                        .max_lifetime(None)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .connect_lazy_with(options),
-                )
+                // One connection, held until close: the database lives as long as it does.
+                Backend::Sqlite(Box::new(Sqlite::memory(
+                    SqliteConnectOptions::new()
+                        .in_memory(true)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT),
+                )))
             }
             Target::Postgres(options) => {
                 let mut options = (**options).clone();
                 if options.get_application_name().is_none() {
                     options = options.application_name("hamper");
                 }
-                Pool::Postgres(
+                Backend::Postgres(
                     PgPoolOptions::new()
                         .max_connections(POSTGRES_MAX_CONNECTIONS)
                         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -198,9 +195,10 @@ impl Storage {
         };
         Ok(Storage {
             inner: Arc::new(Inner {
-                pool,
+                backend,
                 description,
                 migrated: OnceCell::new(),
+                health: Health::new(),
             }),
         })
     }
@@ -220,17 +218,54 @@ impl Storage {
         self.inner.description.clone()
     }
 
-    /// Closes the pool, waiting for requests in flight; later requests fail with
+    /// Closes the connections, waiting for requests in flight; later requests fail with
     /// `unavailable`. Checkpoints a SQLite WAL file into the database.
     pub async fn close(&self) {
-        match &self.inner.pool {
-            Pool::Sqlite(pool) => pool.close().await,
-            Pool::Postgres(pool) => pool.close().await,
+        self.inner.health.stop();
+        match &self.inner.backend {
+            Backend::Sqlite(db) => db.close().await,
+            Backend::Postgres(pool) => pool.close().await,
         }
     }
 
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.inner.pool
+    /// Whether the database is known to be down: calls answer `unavailable` at once, without
+    /// waiting for a connection, until a probe in the background reaches the database again
+    /// (about every second). Only a PostgreSQL server goes down this way; a SQLite file's
+    /// failures are those of single statements.
+    pub fn is_down(&self) -> bool {
+        self.inner.health.is_down()
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// Notes a call that failed because the database could not be reached: from now on calls
+    /// fail at once, and one probe runs until the database answers again.
+    pub(crate) fn mark_down(&self) {
+        if !matches!(self.inner.backend, Backend::Postgres(_)) || !self.inner.health.mark_down() {
+            return;
+        }
+        tracing::warn!(
+            db = %self.inner.description,
+            "database unreachable; storage calls fail at once until it answers again"
+        );
+        let inner = Arc::downgrade(&self.inner);
+        let probe = health::probe_until_up(self.inner.health.stop_token(), move || {
+            let inner = inner.clone();
+            async move {
+                let Some(inner) = inner.upgrade() else {
+                    return Probe::Gone;
+                };
+                if !inner.reachable().await {
+                    return Probe::Down;
+                }
+                inner.health.mark_up();
+                tracing::info!(db = %inner.description, "database reachable again");
+                Probe::Up
+            }
+        });
+        tokio::spawn(probe);
     }
 
     /// Applies the migrations once per `Storage`; after a failure the next caller tries again.
@@ -251,8 +286,8 @@ impl Storage {
             db: db.clone(),
             source,
         };
-        let (applied, already_applied) = match &self.inner.pool {
-            Pool::Postgres(pool) => {
+        let (applied, already_applied) = match &self.inner.backend {
+            Backend::Postgres(pool) => {
                 let options = pool.connect_options();
                 let mut conn =
                     tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
@@ -273,15 +308,15 @@ impl Storage {
                 }
                 result.map_err(migrate_error)?
             }
-            Pool::Sqlite(pool) => {
-                let mut conn = pool
-                    .acquire()
+            Backend::Sqlite(sqlite) => {
+                let mut writer = sqlite
+                    .writer()
                     .await
                     .map_err(|source| StorageError::Connect {
                         db: db.clone(),
                         source,
                     })?;
-                apply(&mut *conn, sqlx::migrate!("../migrations/sqlite"))
+                apply(writer.conn(), sqlx::migrate!("../migrations/sqlite"))
                     .await
                     .map_err(migrate_error)?
             }
@@ -297,6 +332,28 @@ impl Storage {
             tracing::info!(db = %report.database, applied = report.applied.len(), "storage migrations applied");
         }
         Ok(report)
+    }
+}
+
+impl Inner {
+    /// Whether the database answers now: a new connection and a ping within [`PROBE_TIMEOUT`].
+    /// A fresh connection rather than the pool's, whose idle connections may be the dead ones.
+    async fn reachable(&self) -> bool {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let options = pool.connect_options();
+                let attempt = async {
+                    let mut conn = PgConnection::connect_with(&options).await?;
+                    conn.ping().await?;
+                    conn.close().await
+                };
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, attempt).await,
+                    Ok(Ok(()))
+                )
+            }
+            Backend::Sqlite(_) => true,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Opening and outages: bad settings give clear errors, a database that is down gives
-//! `unavailable` quickly instead of a hang, and the pool recovers when it comes back.
+//! `Unavailable` quickly instead of a hang (and at once once it is known to be down), and calls
+//! go through again when it comes back.
 
 // Test helpers panic with a message on purpose: that is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,9 +12,12 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{err, ok, TestDb};
-use hamper_protocol::wire::ErrorCode;
-use hamper_storage::{import_hamper, Storage, StorageError};
+use common::{key, TestDb};
+use hamper_protocol::wire::MAX_VALUE_BYTES;
+use hamper_storage::{
+    import_hamper, KvError, KvErrorKind, ListQuery, Storage, StorageError, ACQUIRE_TIMEOUT,
+    PROBE_INTERVAL, PROBE_TIMEOUT,
+};
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
@@ -45,23 +49,44 @@ async fn open_against_a_closed_port_fails_fast_and_says_so() {
 async fn a_lazy_storage_against_a_closed_port_answers_unavailable_fast() {
     let storage = Storage::open_lazy(CLOSED).expect("the URL is fine");
     assert_eq!(storage.describe(), CLOSED);
-    for method in ["kv.get", "kv.set", "kv.incr", "kv.list", "kv.delete"] {
-        let started = Instant::now();
-        let (code, message) = err(storage
-            .call("p", method, json!({"key": "k", "value": 1}))
-            .await);
-        assert_eq!(code, ErrorCode::Unavailable, "{method}: {message}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{method}: {:?}",
-            started.elapsed()
-        );
+    assert!(!storage.is_down(), "nothing has tried the database yet");
+    for (op, result) in every_call(&storage).await {
+        let error = result.expect_err("nothing listens there");
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{op}: {error}");
+        assert_eq!(error.message, "storage is unavailable; try again later");
     }
-    // Bad requests are still answered as such: they never reach the database.
-    let (code, _) = err(storage.call("p", "kv.get", json!({})).await);
-    assert_eq!(code, ErrorCode::BadRequest);
-    let (code, _) = err(storage.call("p", "kv.nope", json!({})).await);
-    assert_eq!(code, ErrorCode::UnknownMethod);
+    assert!(
+        storage.is_down(),
+        "a refused connection marks the database down"
+    );
+    // A value over the limit is still refused as such: it never reaches the database.
+    let big = json!("v".repeat(MAX_VALUE_BYTES));
+    let error = storage
+        .set("p", &key("k"), &big)
+        .await
+        .expect_err("too large");
+    assert_eq!(error.kind, KvErrorKind::TooLarge, "{error}");
+}
+
+/// Makes each kind of call once, timing it: it must answer within 5 s (the slow path, which
+/// waits for a connection, takes [`ACQUIRE_TIMEOUT`]).
+async fn every_call(storage: &Storage) -> Vec<(&'static str, Result<(), KvError>)> {
+    let k = key("k");
+    let mut results = Vec::new();
+    for op in ["get", "set", "delete", "incr", "list"] {
+        let started = Instant::now();
+        let result = match op {
+            "get" => storage.get("p", &k).await.map(drop),
+            "set" => storage.set("p", &k, &json!(1)).await,
+            "delete" => storage.delete("p", &k).await.map(drop),
+            "incr" => storage.incr("p", &k, 1).await.map(drop),
+            _ => storage.list("p", &ListQuery::default()).await.map(drop),
+        };
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "{op} took {took:?}");
+        results.push((op, result));
+    }
+    results
 }
 
 #[tokio::test]
@@ -111,17 +136,19 @@ async fn sqlalchemy_absolute_urls_and_memory_work() {
     let url = format!("sqlite:///{}", path.display());
     let storage = Storage::open(&url).await.expect("open");
     assert_eq!(storage.describe(), format!("sqlite:{}", path.display()));
-    ok(storage
-        .call("p", "kv.set", json!({"key": "k", "value": 1}))
-        .await);
+    storage.set("p", &key("k"), &json!(1)).await.expect("set");
     assert!(path.is_file(), "created at the absolute path");
     assert!(dir.path().join("abs.db-wal").is_file(), "in WAL mode");
     storage.close().await;
 
     let memory = Storage::open("sqlite::memory:").await.expect("memory");
-    ok(memory.call("p", "kv.incr", json!({"key": "n"})).await);
-    let got = ok(memory.call("p", "kv.incr", json!({"key": "n"})).await);
-    assert_eq!(got, json!({"value": 2}));
+    assert_eq!(memory.incr("p", &key("n"), 1).await, Ok(1));
+    assert_eq!(memory.incr("p", &key("n"), 1).await, Ok(2));
+    assert_eq!(
+        memory.get("p", &key("n")).await,
+        Ok(Some(json!(2))),
+        "reads see the writes: one connection"
+    );
 }
 
 #[tokio::test]
@@ -190,11 +217,9 @@ impl Proxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_postgres_pool_recovers_after_an_outage() {
-    let Some(db) = TestDb::postgres("the_postgres_pool_recovers_after_an_outage").await else {
-        return;
-    };
+/// A PostgreSQL test database behind a [`Proxy`], and a storage opened through it.
+async fn through_a_proxy(test: &str) -> Option<(TestDb, Proxy, Storage)> {
+    let db = TestDb::postgres(test).await?;
     let options = PgConnectOptions::from_str(&db.url).expect("test URL");
     let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
         .await
@@ -203,17 +228,37 @@ async fn the_postgres_pool_recovers_after_an_outage() {
         .expect("an address");
     let proxy = Proxy::start(upstream).await;
     let url = through(&db.url, proxy.addr);
-
     let storage = Storage::open(&url).await.expect("open through the proxy");
-    ok(storage
-        .call("p", "kv.set", json!({"key": "k", "value": 1}))
-        .await);
+    Some((db, proxy, storage))
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after `limit`.
+async fn wait_until(limit: Duration, what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long the probe may take to notice that the database is back: an attempt that may just
+/// have failed, the pause, and the attempt that succeeds, with room for a busy machine.
+const RECOVERY: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_pool_recovers_after_an_outage() {
+    let Some((db, proxy, storage)) =
+        through_a_proxy("the_postgres_pool_recovers_after_an_outage").await
+    else {
+        return;
+    };
+    storage.set("p", &key("k"), &json!(1)).await.expect("set");
 
     proxy.stop().await;
     for _ in 0..2 {
         let started = Instant::now();
-        let (code, message) = err(storage.call("p", "kv.get", json!({"key": "k"})).await);
-        assert_eq!(code, ErrorCode::Unavailable, "{message}");
+        let error = storage.get("p", &key("k")).await.expect_err("down");
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",
@@ -222,8 +267,87 @@ async fn the_postgres_pool_recovers_after_an_outage() {
     }
 
     proxy.restart().await;
-    let got = ok(storage.call("p", "kv.incr", json!({"key": "k"})).await);
-    assert_eq!(got, json!({"value": 2}), "the pool reconnected by itself");
+    assert!(RECOVERY > 2 * (PROBE_INTERVAL + PROBE_TIMEOUT));
+    wait_until(RECOVERY, "the probe noticed the database is back", || {
+        !storage.is_down()
+    })
+    .await;
+    assert_eq!(
+        storage.incr("p", &key("k"), 1).await,
+        Ok(2),
+        "the pool reconnected by itself"
+    );
+    storage.close().await;
+    proxy.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_known_to_be_down_answers_at_once() {
+    /// A known outage must answer within this; the slow path waits for a connection for
+    /// [`ACQUIRE_TIMEOUT`], at least twice as long.
+    const AT_ONCE: Duration = Duration::from_secs(1);
+    assert!(AT_ONCE * 2 <= ACQUIRE_TIMEOUT);
+    let Some((db, proxy, storage)) =
+        through_a_proxy("a_database_known_to_be_down_answers_at_once").await
+    else {
+        return;
+    };
+    storage.set("p", &key("k"), &json!(1)).await.expect("set");
+    assert!(!storage.is_down());
+
+    proxy.stop().await;
+    // The first call finds out, which may take up to the acquire timeout.
+    let error = storage.get("p", &key("k")).await.expect_err("down");
+    assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+    assert!(
+        storage.is_down(),
+        "the failed call marked the database down"
+    );
+
+    // Now every call answers at once, each kind of call and many at the same time.
+    for (op, result) in every_call(&storage).await {
+        let error = result.expect_err("still down");
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{op}: {error}");
+    }
+    let started = Instant::now();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let storage = storage.clone();
+            tokio::spawn(async move { storage.incr("p", &key("k"), 1).await })
+        })
+        .collect();
+    for call in calls {
+        let result = call.await.expect("the call did not panic");
+        let error = result.expect_err("still down");
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < AT_ONCE,
+        "20 concurrent calls while the database is known down took {took:?}; waiting for a \
+         connection takes {ACQUIRE_TIMEOUT:?}"
+    );
+    for op in 0..5 {
+        let started = Instant::now();
+        let error = storage.get("p", &key("k")).await.expect_err("still down");
+        let took = started.elapsed();
+        assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+        assert!(took < AT_ONCE, "call {op} took {took:?}");
+    }
+    assert!(
+        storage.is_down(),
+        "no call reached the database to bring it back"
+    );
+
+    proxy.restart().await;
+    wait_until(RECOVERY, "the probe noticed the database is back", || {
+        !storage.is_down()
+    })
+    .await;
+    // Nothing was lost, and none of the refused increments counted.
+    assert_eq!(storage.get("p", &key("k")).await, Ok(Some(json!(1))));
+    assert_eq!(storage.incr("p", &key("k"), 1).await, Ok(2));
     storage.close().await;
     proxy.stop().await;
     db.cleanup().await;

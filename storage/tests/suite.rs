@@ -8,9 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{err, ok, TestDb};
-use hamper_protocol::wire::{ErrorCode, MAX_KEY_BYTES, MAX_VALUE_BYTES};
-use hamper_storage::{import_hamper, Storage, StorageError};
+use common::{key, TestDb};
+use hamper_protocol::wire::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use hamper_storage::{
+    import_hamper, Key, KeyPrefix, KvEntry, KvErrorKind, ListOrder, ListQuery, Storage,
+    StorageError,
+};
 use serde_json::{json, Value};
 
 /// Generates `sqlite::<behaviour>` and `postgres::<behaviour>` tests for each behaviour.
@@ -50,7 +53,7 @@ suite!(
     list_orders_limits_and_offsets,
     list_prefix_is_literal_and_case_sensitive,
     namespaces_are_isolated,
-    every_error_code,
+    every_error_kind,
     size_limits_are_exact,
     concurrent_incr_adds_up,
     writes_survive_reopening,
@@ -64,38 +67,60 @@ suite!(
 mod behaviours {
     use super::*;
 
-    async fn call(
-        s: &Storage,
-        plugin: &str,
-        method: &str,
-        params: Value,
-    ) -> hamper_protocol::wire::Outcome {
-        s.call(plugin, method, params).await
+    async fn set(s: &Storage, namespace: &str, k: &str, value: Value) {
+        s.set(namespace, &key(k), &value)
+            .await
+            .unwrap_or_else(|e| panic!("set {k}: {e}"));
     }
 
-    async fn set(s: &Storage, plugin: &str, key: &str, value: Value) {
-        ok(call(s, plugin, "kv.set", json!({"key": key, "value": value})).await);
+    async fn get(s: &Storage, namespace: &str, k: &str) -> Option<Value> {
+        s.get(namespace, &key(k))
+            .await
+            .unwrap_or_else(|e| panic!("get {k}: {e}"))
     }
 
-    async fn get(s: &Storage, plugin: &str, key: &str) -> Option<Value> {
-        match call(s, plugin, "kv.get", json!({ "key": key })).await {
-            hamper_protocol::wire::Outcome::Result(v) => Some(v["value"].clone()),
-            other => {
-                let (code, message) = err(other);
-                assert_eq!(code, ErrorCode::NotFound, "{message}");
-                None
-            }
+    async fn incr(s: &Storage, namespace: &str, k: &str, by: i64) -> i64 {
+        s.incr(namespace, &key(k), by)
+            .await
+            .unwrap_or_else(|e| panic!("incr {k} by {by}: {e}"))
+    }
+
+    async fn list(s: &Storage, namespace: &str, query: ListQuery) -> Vec<KvEntry> {
+        s.list(namespace, &query)
+            .await
+            .unwrap_or_else(|e| panic!("list {query:?}: {e}"))
+    }
+
+    async fn keys(s: &Storage, namespace: &str, query: ListQuery) -> Vec<String> {
+        list(s, namespace, query)
+            .await
+            .into_iter()
+            .map(|entry| entry.key)
+            .collect()
+    }
+
+    /// A query with these settings and the defaults for the rest.
+    fn query(order: ListOrder, limit: u32, offset: u32) -> ListQuery {
+        ListQuery {
+            order,
+            limit,
+            offset,
+            ..ListQuery::default()
         }
     }
 
-    async fn keys(s: &Storage, plugin: &str, params: Value) -> Vec<String> {
-        let result = ok(call(s, plugin, "kv.list", params).await);
-        result["items"]
-            .as_array()
-            .expect("items is an array")
-            .iter()
-            .map(|item| item["key"].as_str().expect("key is a string").to_string())
-            .collect()
+    fn ordered(order: ListOrder) -> ListQuery {
+        ListQuery {
+            order,
+            ..ListQuery::default()
+        }
+    }
+
+    fn prefixed(prefix: &str) -> ListQuery {
+        ListQuery {
+            prefix: KeyPrefix::new(prefix).expect("a valid prefix"),
+            ..ListQuery::default()
+        }
     }
 
     pub async fn set_then_get_returns_the_same_json(db: &TestDb) {
@@ -127,82 +152,52 @@ mod behaviours {
         assert_eq!(get(&s, "p", "k0").await, Some(json!({"now": "an object"})));
         set(&s, "p", "k0", json!(7)).await;
         assert_eq!(get(&s, "p", "k0").await, Some(json!(7)));
-        // The answer to a set is an empty object.
-        assert_eq!(
-            ok(call(&s, "p", "kv.set", json!({"key": "x", "value": 1})).await),
-            json!({})
-        );
+        // A set answers nothing but success.
+        assert_eq!(s.set("p", &key("x"), &json!(1)).await, Ok(()));
         s.close().await;
     }
 
     pub async fn get_of_a_missing_key_is_not_found(db: &TestDb) {
         let s = db.open().await;
-        let (code, message) = err(call(&s, "p", "kv.get", json!({"key": "nope"})).await);
-        assert_eq!(code, ErrorCode::NotFound);
-        assert!(message.contains("nope"), "{message}");
+        assert_eq!(s.get("p", &key("nope")).await, Ok(None));
+        set(&s, "p", "null", json!(null)).await;
+        assert_eq!(
+            s.get("p", &key("null")).await,
+            Ok(Some(json!(null))),
+            "a stored null is a value, not a missing key"
+        );
         s.close().await;
     }
 
     pub async fn delete_reports_whether_it_deleted(db: &TestDb) {
         let s = db.open().await;
         set(&s, "p", "k", json!("v")).await;
-        assert_eq!(
-            ok(call(&s, "p", "kv.delete", json!({"key": "k"})).await),
-            json!({"deleted": true})
-        );
+        assert_eq!(s.delete("p", &key("k")).await, Ok(true));
         assert_eq!(get(&s, "p", "k").await, None);
-        assert_eq!(
-            ok(call(&s, "p", "kv.delete", json!({"key": "k"})).await),
-            json!({"deleted": false})
-        );
+        assert_eq!(s.delete("p", &key("k")).await, Ok(false));
         s.close().await;
     }
 
     pub async fn incr_adds_and_creates(db: &TestDb) {
         let s = db.open().await;
-        let incr = |params: Value| {
-            let s = s.clone();
-            async move { ok(s.call("p", "kv.incr", params).await) }
-        };
-        assert_eq!(incr(json!({"key": "n"})).await, json!({"value": 1}));
-        assert_eq!(incr(json!({"key": "n"})).await, json!({"value": 2}));
-        assert_eq!(
-            incr(json!({"key": "n", "by": 10})).await,
-            json!({"value": 12})
-        );
-        assert_eq!(
-            incr(json!({"key": "n", "by": -20})).await,
-            json!({"value": -8})
-        );
-        assert_eq!(
-            incr(json!({"key": "n", "by": 0})).await,
-            json!({"value": -8})
-        );
+        assert_eq!(incr(&s, "p", "n", 1).await, 1);
+        assert_eq!(incr(&s, "p", "n", 1).await, 2);
+        assert_eq!(incr(&s, "p", "n", 10).await, 12);
+        assert_eq!(incr(&s, "p", "n", -20).await, -8);
+        assert_eq!(incr(&s, "p", "n", 0).await, -8);
         assert_eq!(get(&s, "p", "n").await, Some(json!(-8)));
-        assert_eq!(
-            incr(json!({"key": "m", "by": -3})).await,
-            json!({"value": -3})
-        );
+        assert_eq!(incr(&s, "p", "m", -3).await, -3);
         set(&s, "p", "set", json!(40)).await;
-        assert_eq!(
-            incr(json!({"key": "set", "by": 2})).await,
-            json!({"value": 42})
-        );
+        assert_eq!(incr(&s, "p", "set", 2).await, 42);
         // An incremented value is a number for ordering too.
         assert_eq!(
-            keys(&s, "p", json!({"order": "value_desc"})).await,
+            keys(&s, "p", ordered(ListOrder::ValueDesc)).await,
             ["set", "m", "n"]
         );
         set(&s, "p", "edge", json!(i64::MAX - 1)).await;
-        assert_eq!(
-            incr(json!({"key": "edge"})).await,
-            json!({"value": i64::MAX})
-        );
+        assert_eq!(incr(&s, "p", "edge", 1).await, i64::MAX);
         set(&s, "p", "low", json!(i64::MIN + 1)).await;
-        assert_eq!(
-            incr(json!({"key": "low", "by": -1})).await,
-            json!({"value": i64::MIN})
-        );
+        assert_eq!(incr(&s, "p", "low", -1).await, i64::MIN);
         s.close().await;
     }
 
@@ -221,13 +216,20 @@ mod behaviours {
             (json!(1), i64::MAX, "overflows"),
         ];
         for (i, (value, by, fragment)) in cases.into_iter().enumerate() {
-            let key = format!("k{i}");
-            set(&s, "p", &key, value.clone()).await;
-            let (code, message) =
-                err(call(&s, "p", "kv.incr", json!({"key": key, "by": by})).await);
-            assert_eq!(code, ErrorCode::BadRequest, "{value} + {by}: {message}");
-            assert!(message.contains(fragment), "{value} + {by}: {message}");
-            assert_eq!(get(&s, "p", &key).await, Some(value), "unchanged");
+            let k = format!("k{i}");
+            set(&s, "p", &k, value.clone()).await;
+            let error = s.incr("p", &key(&k), by).await.expect_err("refused");
+            assert_eq!(
+                error.kind,
+                KvErrorKind::BadRequest,
+                "{value} + {by}: {error}"
+            );
+            assert!(error.message.contains(fragment), "{value} + {by}: {error}");
+            assert!(
+                error.message.contains(&format!("`{k}`")),
+                "names the key: {error}"
+            );
+            assert_eq!(get(&s, "p", &k).await, Some(value), "unchanged");
         }
         s.close().await;
     }
@@ -247,62 +249,64 @@ mod behaviours {
         for (key, value) in &rows {
             set(&s, "p", key, value.clone()).await;
         }
-        let all = json!({});
         assert_eq!(
-            keys(&s, "p", all).await,
+            keys(&s, "p", ListQuery::default()).await,
             ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hal"]
         );
         assert_eq!(
-            keys(&s, "p", json!({"order": "value_asc"})).await,
+            keys(&s, "p", ordered(ListOrder::ValueAsc)).await,
             ["hal", "bob", "dave", "alice", "carol", "frank", "erin", "gina"]
         );
         assert_eq!(
-            keys(&s, "p", json!({"order": "value_desc"})).await,
+            keys(&s, "p", ordered(ListOrder::ValueDesc)).await,
             ["frank", "alice", "carol", "dave", "bob", "hal", "erin", "gina"]
         );
         assert_eq!(
-            keys(&s, "p", json!({"order": "value_desc", "limit": 3})).await,
+            keys(&s, "p", query(ListOrder::ValueDesc, 3, 0)).await,
             ["frank", "alice", "carol"]
         );
         assert_eq!(
-            keys(
-                &s,
-                "p",
-                json!({"order": "value_desc", "limit": 3, "offset": 3})
-            )
-            .await,
+            keys(&s, "p", query(ListOrder::ValueDesc, 3, 3)).await,
             ["dave", "bob", "hal"]
         );
+        assert_eq!(keys(&s, "p", query(ListOrder::Key, 100, 7)).await, ["hal"]);
+        assert!(keys(&s, "p", query(ListOrder::Key, 100, 8))
+            .await
+            .is_empty());
+        assert!(keys(&s, "p", query(ListOrder::Key, 0, 0)).await.is_empty());
+        assert_eq!(keys(&s, "p", query(ListOrder::Key, 5000, 0)).await.len(), 8);
+        // Entries carry their values.
         assert_eq!(
-            keys(&s, "p", json!({"order": "key", "offset": 7})).await,
-            ["hal"]
+            list(&s, "p", query(ListOrder::ValueDesc, 1, 0)).await,
+            [KvEntry {
+                key: "frank".into(),
+                value: json!(100)
+            }]
         );
-        assert!(keys(&s, "p", json!({"offset": 8})).await.is_empty());
-        assert!(keys(&s, "p", json!({"limit": 0})).await.is_empty());
-        assert_eq!(keys(&s, "p", json!({"limit": 5000})).await.len(), 8);
-        // Items carry their values.
-        let result = ok(call(
-            &s,
-            "p",
-            "kv.list",
-            json!({"order": "value_desc", "limit": 1}),
-        )
-        .await);
-        assert_eq!(result, json!({"items": [{"key": "frank", "value": 100}]}));
+        // A limit over the maximum is lowered to it.
+        for i in 0..1005 {
+            set(&s, "max", &format!("k{i:04}"), json!(i)).await;
+        }
+        assert_eq!(
+            keys(&s, "max", query(ListOrder::Key, u32::MAX, 0))
+                .await
+                .len(),
+            1000
+        );
         // Ordering by value is numeric, not textual, and exact for large integers.
         set(&s, "q", "nine", json!(9)).await;
         set(&s, "q", "ten", json!(10)).await;
         set(&s, "q", "big", json!(9_007_199_254_740_993_i64)).await;
         set(&s, "q", "big2", json!(9_007_199_254_740_992_i64)).await;
         assert_eq!(
-            keys(&s, "q", json!({"order": "value_asc"})).await,
+            keys(&s, "q", ordered(ListOrder::ValueAsc)).await,
             ["nine", "ten", "big2", "big"]
         );
         // The default limit is 100.
         for i in 0..105 {
             set(&s, "many", &format!("k{i:03}"), json!(i)).await;
         }
-        let listed = keys(&s, "many", json!({})).await;
+        let listed = keys(&s, "many", ListQuery::default()).await;
         assert_eq!(listed.len(), 100);
         assert_eq!(listed.first().map(String::as_str), Some("k000"));
         assert_eq!(listed.last().map(String::as_str), Some("k099"));
@@ -346,12 +350,12 @@ mod behaviours {
         ];
         for (prefix, want) in cases {
             assert_eq!(
-                keys(&s, "p", json!({ "prefix": prefix })).await,
+                keys(&s, "p", prefixed(prefix)).await,
                 want,
                 "prefix {prefix:?}"
             );
         }
-        assert_eq!(keys(&s, "p", json!({"prefix": ""})).await.len(), 17);
+        assert_eq!(keys(&s, "p", prefixed("")).await.len(), 17);
         s.close().await;
     }
 
@@ -362,77 +366,76 @@ mod behaviours {
         assert_eq!(get(&s, "karma", "score/bob").await, Some(json!(3)));
         assert_eq!(get(&s, "seen", "score/bob").await, Some(json!("yesterday")));
         assert_eq!(get(&s, "other", "score/bob").await, None);
-        assert_eq!(keys(&s, "karma", json!({})).await, ["score/bob"]);
-        assert!(keys(&s, "other", json!({})).await.is_empty());
-        assert_eq!(
-            ok(call(&s, "karma", "kv.incr", json!({"key": "score/bob"})).await),
-            json!({"value": 4})
-        );
+        assert_eq!(keys(&s, "karma", ListQuery::default()).await, ["score/bob"]);
+        assert!(keys(&s, "other", ListQuery::default()).await.is_empty());
+        assert_eq!(incr(&s, "karma", "score/bob", 1).await, 4);
         assert_eq!(get(&s, "seen", "score/bob").await, Some(json!("yesterday")));
-        ok(call(&s, "seen", "kv.delete", json!({"key": "score/bob"})).await);
+        assert_eq!(s.delete("seen", &key("score/bob")).await, Ok(true));
         assert_eq!(get(&s, "karma", "score/bob").await, Some(json!(4)));
         s.close().await;
     }
 
-    pub async fn every_error_code(db: &TestDb) {
+    pub async fn every_error_kind(db: &TestDb) {
         let s = db.open().await;
+        // Keys and prefixes are checked when they are made, before any call.
         let long_key = "k".repeat(MAX_KEY_BYTES + 1);
-        let big = "v".repeat(MAX_VALUE_BYTES);
         let cases = [
-            ("kv.get", json!({"key": "missing"}), ErrorCode::NotFound),
-            ("kv.get", json!({"key": long_key}), ErrorCode::TooLarge),
-            (
-                "kv.set",
-                json!({"key": long_key, "value": 1}),
-                ErrorCode::TooLarge,
-            ),
-            (
-                "kv.set",
-                json!({"key": "k", "value": big}),
-                ErrorCode::TooLarge,
-            ),
-            ("kv.incr", json!({"key": long_key}), ErrorCode::TooLarge),
-            ("kv.delete", json!({"key": long_key}), ErrorCode::TooLarge),
-            ("kv.get", json!({"key": ""}), ErrorCode::BadRequest),
-            ("kv.set", json!({"key": ""}), ErrorCode::BadRequest),
-            ("kv.set", json!({"key": "k"}), ErrorCode::BadRequest),
-            ("kv.get", json!({}), ErrorCode::BadRequest),
-            ("kv.get", json!(42), ErrorCode::BadRequest),
-            (
-                "kv.incr",
-                json!({"key": "k", "by": "one"}),
-                ErrorCode::BadRequest,
-            ),
-            ("kv.list", json!({"order": "random"}), ErrorCode::BadRequest),
-            ("kv.list", json!({"limit": "all"}), ErrorCode::BadRequest),
-            ("kv.get", json!({"key": "nul\u{0}"}), ErrorCode::BadRequest),
-            ("kv.frobnicate", json!({}), ErrorCode::UnknownMethod),
-            ("kv.", json!({}), ErrorCode::UnknownMethod),
+            (Key::new(long_key.clone()).err(), KvErrorKind::TooLarge),
+            (Key::new("").err(), KvErrorKind::BadRequest),
+            (Key::new("nul\u{0}").err(), KvErrorKind::BadRequest),
+            (KeyPrefix::new(long_key).err(), KvErrorKind::TooLarge),
+            (KeyPrefix::new("nul\u{0}").err(), KvErrorKind::BadRequest),
         ];
-        for (method, params, want) in cases {
-            let (code, message) = err(call(&s, "p", method, params.clone()).await);
-            assert_eq!(code, want, "{method} {params}: {message}");
-            assert!(!message.is_empty());
+        for (error, want) in cases {
+            let error = error.expect("refused");
+            assert_eq!(error.kind, want, "{error}");
+            assert!(!error.message.is_empty());
         }
+        let big = json!("v".repeat(MAX_VALUE_BYTES));
+        let error = s.set("p", &key("k"), &big).await.expect_err("too large");
+        assert_eq!(error.kind, KvErrorKind::TooLarge, "{error}");
+        set(&s, "p", "text", json!("five")).await;
+        let error = s
+            .incr("p", &key("text"), 1)
+            .await
+            .expect_err("not an integer");
+        assert_eq!(error.kind, KvErrorKind::BadRequest, "{error}");
         // Refused writes left nothing behind.
-        assert!(keys(&s, "p", json!({})).await.is_empty());
+        assert_eq!(keys(&s, "p", ListQuery::default()).await, ["text"]);
         s.close().await;
-        // A closed storage answers `unavailable`, not a panic or a hang.
-        let (code, _) = err(call(&s, "p", "kv.get", json!({"key": "k"})).await);
-        assert_eq!(code, ErrorCode::Unavailable);
+        // A closed storage answers `Unavailable` to every call, not a panic or a hang.
+        let k = key("k");
+        let results = [
+            s.get("p", &k).await.err(),
+            s.set("p", &k, &json!(1)).await.err(),
+            s.delete("p", &k).await.err(),
+            s.incr("p", &k, 1).await.err(),
+            s.list("p", &ListQuery::default()).await.err(),
+        ];
+        for error in results {
+            let error = error.expect("refused after close");
+            assert_eq!(error.kind, KvErrorKind::Unavailable, "{error}");
+            assert_eq!(error.message, "storage is unavailable; try again later");
+        }
+        assert!(
+            !s.is_down(),
+            "a closed storage is not a database that is down"
+        );
     }
 
     pub async fn size_limits_are_exact(db: &TestDb) {
         let s = db.open().await;
-        let key = "é".repeat(MAX_KEY_BYTES / 2);
-        assert_eq!(key.len(), MAX_KEY_BYTES);
+        let longest = "é".repeat(MAX_KEY_BYTES / 2);
+        assert_eq!(longest.len(), MAX_KEY_BYTES);
         // A string of n bytes is n + 2 bytes of JSON.
         let value = json!("v".repeat(MAX_VALUE_BYTES - 2));
-        set(&s, "p", &key, value.clone()).await;
-        assert_eq!(get(&s, "p", &key).await, Some(value));
+        set(&s, "p", &longest, value.clone()).await;
+        assert_eq!(get(&s, "p", &longest).await, Some(value));
+        let error = Key::new(format!("{longest}x")).expect_err("a byte too long");
+        assert_eq!(error.kind, KvErrorKind::TooLarge, "{error}");
         let over = json!("v".repeat(MAX_VALUE_BYTES - 1));
-        let (code, _) = err(call(&s, "p", "kv.set", json!({"key": "k", "value": over})).await);
-        assert_eq!(code, ErrorCode::TooLarge);
+        let error = s.set("p", &key("k"), &over).await.expect_err("too large");
+        assert_eq!(error.kind, KvErrorKind::TooLarge, "{error}");
         s.close().await;
     }
 
@@ -446,8 +449,7 @@ mod behaviours {
             handles.push(tokio::spawn(async move {
                 let mut seen = Vec::with_capacity(EACH);
                 for _ in 0..EACH {
-                    let v = ok(s.call("p", "kv.incr", json!({"key": "hits"})).await);
-                    seen.push(v["value"].as_i64().expect("an integer"));
+                    seen.push(incr(&s, "p", "hits", 1).await);
                 }
                 seen
             }));
@@ -471,7 +473,7 @@ mod behaviours {
     pub async fn writes_survive_reopening(db: &TestDb) {
         let s = db.open().await;
         set(&s, "p", "kept", json!({"a": 1})).await;
-        ok(call(&s, "p", "kv.incr", json!({"key": "n", "by": 5})).await);
+        assert_eq!(incr(&s, "p", "n", 5).await, 5);
         drop(s);
         let s = db.open().await;
         assert_eq!(get(&s, "p", "kept").await, Some(json!({"a": 1})));
@@ -567,7 +569,7 @@ mod behaviours {
             for (key, total) in want {
                 assert_eq!(get(&s, "karma", key).await, Some(json!(total)), "{key}");
             }
-            let listed = keys(&s, "karma", json!({"prefix": "score/"})).await;
+            let listed = keys(&s, "karma", prefixed("score/")).await;
             assert_eq!(listed, want.map(|(k, _)| k));
         }
         assert_eq!(
@@ -583,7 +585,11 @@ mod behaviours {
             keys(
                 &s,
                 "karma",
-                json!({"prefix": "score/", "order": "value_desc", "limit": 2})
+                ListQuery {
+                    order: ListOrder::ValueDesc,
+                    limit: 2,
+                    ..prefixed("score/")
+                }
             )
             .await,
             ["score/bob", "score/c++"]

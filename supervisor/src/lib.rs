@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod guard;
+pub mod host_call;
 pub mod irc;
 pub mod mask;
 pub mod outbound;

@@ -10,9 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hamper_protocol::wire::{ErrorCode, Outcome};
-use hamper_storage::Storage;
-use serde_json::Value;
+use hamper_storage::{Key, Storage};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use tempfile::TempDir;
@@ -166,18 +164,7 @@ impl TestDb {
     }
 }
 
-/// The result of a call that must succeed.
-pub fn ok(outcome: Outcome) -> Value {
-    match outcome {
-        Outcome::Result(value) => value,
-        Outcome::Error(e) => panic!("expected success, got {}: {}", e.code, e.message),
-    }
-}
-
-/// The code and message of a call that must fail.
-pub fn err(outcome: Outcome) -> (ErrorCode, String) {
-    match outcome {
-        Outcome::Error(e) => (e.code, e.message),
-        Outcome::Result(value) => panic!("expected an error, got {value}"),
-    }
+/// `k` as a key, which the test knows to be valid.
+pub fn key(k: &str) -> Key {
+    Key::new(k).unwrap_or_else(|e| panic!("key {k:?}: {e}"))
 }

@@ -18,6 +18,7 @@ use hamper_storage::Storage;
 use tokio::sync::{mpsc, oneshot};
 
 use super::FromRunner;
+use crate::host_call::{call_kv, HostCall};
 
 /// Requests one plugin may have queued before the host stops reading its output until some are
 /// answered. Each is at most one protocol line.
@@ -99,56 +100,43 @@ impl Lane {
 
 fn serve(services: Services, request: Request) -> Serving {
     Box::pin(async move {
-        let outcome = call(&services, &request).await;
+        let id = request.id;
+        let outcome = call(&services, request).await;
         Response {
-            id: request.id,
+            id,
             outcome: fit_line(outcome),
         }
     })
 }
 
-async fn call(services: &Services, request: &Request) -> Outcome {
-    let routed = match request.method.as_str() {
-        "plugins.list" => Some(RouterCall::PluginsList),
-        "bot.info" => Some(RouterCall::BotInfo),
-        _ => None,
-    };
-    if let Some(call) = routed {
-        let (reply, answer) = oneshot::channel();
-        let asked = services
-            .router
-            .send(FromRunner::Call {
-                plugin: services.plugin,
-                call,
-                reply,
-            })
-            .await;
-        return match (asked, answer.await) {
-            (Ok(()), Ok(outcome)) => outcome,
-            _ => error(ErrorCode::Unavailable, "the bot is shutting down"),
-        };
-    }
-    if hamper_storage::is_storage_method(&request.method) {
-        return match services.storage.get() {
-            Some(storage) => {
-                storage
-                    .call(&services.name, &request.method, request.params.clone())
-                    .await
+async fn call(services: &Services, request: Request) -> Outcome {
+    let call = match HostCall::parse(&request.method, request.params) {
+        Ok(HostCall::PluginsList) => RouterCall::PluginsList,
+        Ok(HostCall::BotInfo) => RouterCall::BotInfo,
+        Ok(HostCall::Kv(call)) => {
+            return match services.storage.get() {
+                Some(storage) => call_kv(storage, &services.name, call).await,
+                None => error(
+                    ErrorCode::Unavailable,
+                    "storage is not available yet; try again later",
+                ),
             }
-            None => error(
-                ErrorCode::Unavailable,
-                "storage is not available yet; try again later",
-            ),
-        };
+        }
+        Err(refusal) => return Outcome::Error(refusal),
+    };
+    let (reply, answer) = oneshot::channel();
+    let asked = services
+        .router
+        .send(FromRunner::Call {
+            plugin: services.plugin,
+            call,
+            reply,
+        })
+        .await;
+    match (asked, answer.await) {
+        (Ok(()), Ok(outcome)) => outcome,
+        _ => error(ErrorCode::Unavailable, "the bot is shutting down"),
     }
-    let known = "plugins.list, bot.info, kv.get, kv.set, kv.delete, kv.incr, kv.list";
-    error(
-        ErrorCode::UnknownMethod,
-        &format!(
-            "unknown method `{}`; this host knows {known}",
-            request.method
-        ),
-    )
 }
 
 /// A result too big for one protocol line becomes a `too_large` error: sent as it is, the line
