@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             }),
         )
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("hamper: failed to start the async runtime: {err}");
