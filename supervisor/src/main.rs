@@ -101,7 +101,12 @@ fn main() -> ExitCode {
             }),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // One thread: the supervisor's work per message is small, and handing it between worker
+    // threads cost more than it saved (docs/performance.md). SQLite has threads of its own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("hamper: failed to start the async runtime: {err}");
