@@ -188,7 +188,7 @@ impl Runner {
                 End::Permanent(reason) => {
                     error!(plugin = %self.name(), %reason, "plugin failed and will not be restarted");
                     self.set_status(|s| s.state = State::Failed(reason));
-                    self.answer_orphans(false);
+                    self.answer_orphans(false).await;
                     None
                 }
                 End::Crashed(reason) => {
@@ -209,14 +209,14 @@ impl Runner {
                             );
                             error!(plugin = %self.name(), reason = %why, "plugin failed: too many crashes; the rest of the bot carries on");
                             self.set_status(|s| s.state = State::Failed(why));
-                            self.answer_orphans(false);
+                            self.answer_orphans(false).await;
                             None
                         }
                         Decision::RestartAfter(delay) => {
                             warn!(plugin = %self.name(), %reason, delay_ms = delay.as_millis() as u64, "plugin stopped; restarting");
                             self.set_status(|s| s.state = State::Restarting);
                             self.counters.restarts.fetch_add(1, Ordering::Relaxed);
-                            self.answer_orphans(true);
+                            self.answer_orphans(true).await;
                             Some(delay)
                         }
                     }
@@ -264,7 +264,7 @@ impl Runner {
 
     /// Tells the senders of the orphaned commands that the plugin stopped, and whether it
     /// `restarts` or has failed.
-    fn answer_orphans(&mut self, restarts: bool) {
+    async fn answer_orphans(&mut self, restarts: bool) {
         if self.orphans.is_empty() {
             return;
         }
@@ -282,15 +282,16 @@ impl Runner {
             )
         };
         let text = format!("Sorry, the {} plugin {what}; {next}.", self.name());
-        self.send_orphans(text);
+        self.send_orphans(text).await;
     }
 
-    fn send_orphans(&mut self, text: String) {
+    async fn send_orphans(&mut self, text: String) {
         let messages = std::mem::take(&mut self.orphans);
         warn!(plugin = %self.name(), commands = messages.len(), "commands the plugin did not answer were answered for it");
         let _ = self
             .router
-            .try_send(FromRunner::Unanswered { messages, text });
+            .send(FromRunner::Unanswered { messages, text })
+            .await;
     }
 
     /// While the plugin is not running: drops its events (counted), answers syncs at once,
@@ -316,7 +317,7 @@ impl Runner {
                             Some(_) => format!("Sorry, the {} plugin is restarting; try again in a moment.", self.name()),
                             None => format!("Sorry, the {} plugin is not running ({}plugins says why).", self.name(), self.settings.command_prefix),
                         };
-                        self.send_orphans(text);
+                        self.send_orphans(text).await;
                     }
                 }
                 Some(Control::Sync(token)) = self.ctl.recv() => {
