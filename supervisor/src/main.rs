@@ -113,7 +113,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(dispatch(cli))
+    let code = runtime.block_on(dispatch(cli));
+    // The console's stdin is read on a blocking thread that nothing can interrupt: after a
+    // signal, waiting for it would keep the bot alive until someone pressed Enter.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
@@ -324,4 +328,12 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
     }
     shutdown.cancel();
+    // A second signal means "now": no more waiting for plugins to stop. Each plugin's guard
+    // sees the supervisor gone within a fraction of a second and kills the plugin's group.
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal during shutdown; exiting at once (the guards stop the plugins)");
+    std::process::exit(1);
 }

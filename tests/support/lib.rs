@@ -375,12 +375,39 @@ pub fn pid_in(line: &str) -> u32 {
 }
 
 impl Session {
-    /// Sends SIGTERM, waits (at most `timeout`) for the exit status, and returns it with the
-    /// whole log, read to its end.
-    pub fn terminate_with_log(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
-        let reader = self.stderr_reader.take();
-        let stderr = self.stderr.clone();
-        let status = self.terminate(timeout);
+    /// Sends `signal` (`TERM`, `INT`, …) to the supervisor and to `others`, in one `kill`, and
+    /// does not wait. One of `others` that is already gone is no failure (kill signals the rest).
+    pub fn signal(&self, signal: &str, others: &[u32]) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .args(others.iter().map(u32::to_string))
+            .status()
+            .expect("run kill");
+        assert!(
+            status.success() || !others.is_empty(),
+            "kill -{signal} of the bot failed"
+        );
+    }
+
+    /// Waits (at most `timeout`) for the exit status, and returns it with the whole log.
+    pub fn wait_with_log(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let reader = self.stderr_reader.take();
+                return (status, self.read_log_to_end(reader));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hamper did not exit within {timeout:?}\nstderr:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn read_log_to_end(&self, reader: Option<std::thread::JoinHandle<()>>) -> String {
         if let Some(reader) = reader {
             let deadline = Instant::now() + Duration::from_secs(10);
             while !reader.is_finished() {
@@ -391,8 +418,14 @@ impl Session {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let log = stderr.lock().expect("lock").join("\n");
-        (status, log)
+        self.stderr_text()
+    }
+
+    /// Sends SIGTERM, waits (at most `timeout`) for the exit status, and returns it with the
+    /// whole log, read to its end.
+    pub fn terminate_with_log(self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        self.signal("TERM", &[]);
+        self.wait_with_log(timeout)
     }
 
     /// Sends SIGTERM and waits (at most `timeout`) for the exit status.

@@ -321,6 +321,51 @@ fn a_plugin_without_a_hello_is_restarted_then_failed() {
 }
 
 #[test]
+fn a_second_signal_during_shutdown_exits_at_once_and_the_guards_stop_the_plugins() {
+    let (_sb, mut s) = with_misbehaving("stubborn", "");
+    s.ask("!bad ping", "bad alive");
+    let pgid = pid_in(&s.ask("!plugins", "bad: running"));
+    // The stubborn plugin ignores its goodbye and SIGTERM: a normal shutdown waits 2 s, then
+    // 2 s more, then kills it.
+    s.signal("TERM", &[]);
+    s.expect_log("SIGTERM received; shutting down");
+    s.signal("INT", &[]);
+    let (status, log) = s.wait_with_log(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("second signal during shutdown"), "{log}");
+    assert!(
+        !log.contains("did not stop after SIGTERM"),
+        "the shutdown did not wait for the stubborn plugin:\n{log}"
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "the stubborn plugin's group to be gone",
+        || procs::group_members(pgid).is_empty().then_some(()),
+    );
+}
+
+#[test]
+fn sigterm_to_every_process_of_the_bot_at_once_restarts_nothing() {
+    // As Heroku stops a dyno: every process gets SIGTERM at the same moment, plugins too.
+    for round in 0..5 {
+        let sb = Sandbox::new();
+        let mut cmd = sb.hamper();
+        cmd.arg("console");
+        let mut s = Session::start(cmd);
+        s.ask("!plugins", "sed: running");
+        let everyone = procs::descendants(s.pid());
+        assert!(everyone.len() >= 6, "guards and plugins: {everyone:?}");
+        s.signal("TERM", &everyone);
+        let (status, log) = s.wait_with_log(Duration::from_secs(20));
+        assert!(status.success(), "round {round}: {status:?}\n{log}");
+        assert!(
+            !log.contains("restarting"),
+            "round {round}: a plugin stopped by the dyno's SIGTERM was restarted:\n{log}"
+        );
+    }
+}
+
+#[test]
 fn kill_9_of_the_supervisor_leaves_no_plugin_behind() {
     let config = format!(
         "plugins:\n  - karma\n  - help\n{}{}",

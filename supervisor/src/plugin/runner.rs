@@ -36,6 +36,9 @@ const MALFORMED_FLOOD: usize = 20;
 const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// How long a stopping plugin gets at each step of the escalation.
 const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// How long a plugin stopped by SIGTERM waits for the bot's own shutdown before it counts as a
+/// crash.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Lines written to a plugin in one write, at most this many bytes, when several are ready.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -191,6 +194,10 @@ impl Runner {
                     self.answer_orphans(false).await;
                     None
                 }
+                End::Crashed(reason) if self.stopped_with_the_bot(&reason).await => {
+                    info!(plugin = %self.name(), %reason, "plugin stopped by SIGTERM as the bot shuts down; not restarted");
+                    None
+                }
                 End::Crashed(reason) => {
                     let now = Instant::now();
                     history.push(Run {
@@ -243,6 +250,19 @@ impl Runner {
             }
         }
         self.set_status(|s| s.state = State::Stopped);
+    }
+
+    /// Whether a plugin that stopped by SIGTERM did so because the whole bot is being stopped.
+    /// Heroku (and a `kill` of the whole tree) signals every process of the bot at once, and a
+    /// plugin may die before the supervisor has handled its own signal: it gets a moment.
+    async fn stopped_with_the_bot(&self, reason: &str) -> bool {
+        const SIGTERM_EXIT: [&str; 2] = ["exit status: 143", "signal: 15 (SIGTERM)"];
+        if !SIGTERM_EXIT.iter().any(|s| reason.contains(s)) {
+            return false;
+        }
+        tokio::time::timeout(SHUTDOWN_GRACE, self.shutdown.cancelled())
+            .await
+            .is_ok()
     }
 
     fn state(&self) -> State {
