@@ -184,7 +184,14 @@ impl Runner {
             let started = Instant::now();
             self.reached_running = false;
             let end = self.run_once().await;
-            self.set_status(|s| s.pid = None);
+            // Until it is decided what happens next, commands get "restarting" from the router
+            // rather than waiting in the inbox of a process that is gone.
+            self.set_status(|s| {
+                s.pid = None;
+                if matches!(end, End::Crashed(_)) {
+                    s.state = State::Restarting;
+                }
+            });
             self.collect_orphans();
             let restart = match end {
                 End::Shutdown => None,
@@ -354,8 +361,13 @@ impl Runner {
             s.state = State::Starting;
             s.generation += 1;
         });
-        while self.inbox.try_recv().is_some() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        self.collect_orphans();
+        if !self.orphans.is_empty() {
+            let text = format!(
+                "Sorry, the {} plugin is restarting; try again in a moment.",
+                self.name()
+            );
+            self.send_orphans(text).await;
         }
         let launch =
             match process::resolve(&self.settings.spec, self.settings.plugin_dir.as_deref()) {
