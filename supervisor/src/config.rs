@@ -30,6 +30,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "flood",
     "ping_interval",
     "ping_timeout",
+    "log_format",
+    "log_level",
 ];
 
 /// The plugins run when the config names none.
@@ -73,6 +75,16 @@ pub enum Grant {
     Part,
     /// Send `raw` IRC lines.
     Raw,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// For people: one line per event, fields as `key=value`.
+    #[default]
+    Text,
+    /// For log drains: one JSON object per line.
+    Json,
 }
 
 /// How fast the bot may send lines to the IRC server.
@@ -213,6 +225,10 @@ pub struct Config {
     pub ping_interval: Duration,
     /// How long the server may leave that ping unanswered before the bot reconnects.
     pub ping_timeout: Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Which log lines are written (a `RUST_LOG`-style filter), unless `RUST_LOG` is set.
+    pub log_level: Option<String>,
     /// Each plugin's own section (`null` when it has none), and any other top-level key.
     pub sections: BTreeMap<String, Value>,
     /// Things that are not errors but probably mistakes, for the log and `check-config`.
@@ -294,6 +310,11 @@ impl Config {
             "command_prefix": self.command_prefix,
             "owners": self.owners,
             "plugin_dir": self.plugin_dir,
+            "log_format": match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+            "log_level": self.log_level,
             "ping_interval": self.ping_interval.as_secs_f64(),
             "ping_timeout": self.ping_timeout.as_secs_f64(),
             "flood": match self.flood {
@@ -462,6 +483,35 @@ impl Config {
             }),
         };
         let plugin_dir = get("plugin_dir").and_then(scalar_string).map(PathBuf::from);
+        let log_format = match get("log_format").map(|v| (v, scalar_string(v))) {
+            None => LogFormat::Text,
+            Some((_, Some(f))) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some((_, Some(f))) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some((v, _)) => {
+                errors.push(KeyError::new(
+                    "log_format",
+                    &format!("`{}` is not a log format", show(v)),
+                    "set log_format: text (for people) or log_format: json (for a log drain)",
+                ));
+                LogFormat::Text
+            }
+        };
+        let log_level = match get("log_level") {
+            None => None,
+            Some(v) => match scalar_string(v).filter(|l| {
+                !l.trim().is_empty() && tracing_subscriber::EnvFilter::try_new(l).is_ok()
+            }) {
+                Some(level) => Some(level),
+                None => {
+                    errors.push(KeyError::new(
+                        "log_level",
+                        &format!("`{}` is not a log filter", show(v)),
+                        "set a level (error, warn, info, debug, trace) or RUST_LOG-style directives such as info,hamper::irc=debug",
+                    ));
+                    None
+                }
+            },
+        };
         let mut seconds = |key: &str, default: u64| match get(key) {
             None => Duration::from_secs(default),
             Some(v) => match v
@@ -549,6 +599,8 @@ impl Config {
                 flood,
                 ping_interval,
                 ping_timeout,
+                log_format,
+                log_level,
                 sections,
                 warnings,
             })

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hamper::config::{Config, ConfigError, KeyError, PluginSpec};
+use hamper::config::{Config, ConfigError, KeyError, LogFormat, PluginSpec};
 use hamper::console::ConsoleOptions;
 use hamper::{Frontend, RunError, RunOptions};
 use tokio_util::sync::CancellationToken;
@@ -86,21 +86,11 @@ fn main() -> ExitCode {
         let argv: Vec<String> = argv.iter().skip_while(|a| *a == "--").cloned().collect();
         return hamper::guard::run_guard(&argv);
     }
-    // At the console, stdout is the conversation and stderr only what needs attention, plus
-    // the plugins' own stderr (someone debugging a plugin wants to see it).
-    let default_level = match cli.command {
-        Some(Command::Console(_)) | Some(Command::Plugin { .. }) => "warn,plugin=info",
-        _ => "info",
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("{default_level},sqlx=warn"))
-            }),
-        )
-        .init();
+    init_logging(&cli, &config);
     // One thread: the supervisor's work per message is small, and handing it between worker
     // threads cost more than it saved (docs/performance.md). SQLite has threads of its own.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -113,7 +103,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(dispatch(cli));
+    let code = runtime.block_on(dispatch(cli, config));
     // The console's stdin is read on a blocking thread that nothing can interrupt: after a
     // signal, waiting for it would keep the bot alive until someone pressed Enter.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
@@ -128,11 +118,36 @@ fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
     })
 }
 
-async fn dispatch(cli: Cli) -> ExitCode {
-    let mut config = match load_config(&cli) {
-        Ok(c) => c,
-        Err(code) => return code,
+/// Logs go to stderr: as text for people, or as one JSON object per line (`log_format: json`)
+/// for a log drain. `RUST_LOG` wins over `log_level`, which wins over the default.
+fn init_logging(cli: &Cli, config: &Config) {
+    // At the console, stdout is the conversation and stderr only what needs attention, plus
+    // the plugins' own stderr (someone debugging a plugin wants to see it).
+    let default_level = match cli.command {
+        Some(Command::Console(_)) | Some(Command::Plugin { .. }) => "warn,plugin=info",
+        _ => "info",
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = config.log_level.as_deref().unwrap_or(default_level);
+        tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+async fn dispatch(cli: Cli, config: Config) -> ExitCode {
+    let mut config = config;
     let guard = std::env::current_exe()
         .ok()
         .map(|exe| hamper::plugin::process::Guard::beside(&exe));

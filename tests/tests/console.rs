@@ -282,3 +282,54 @@ fn check_config_masks_secrets_and_reports_every_bad_key() {
         assert!(err.contains(key), "{key} not named in:\n{err}");
     }
 }
+
+#[test]
+fn json_logs_are_one_object_a_line_and_name_the_plugin() {
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "log_format: json\nlog_level: info\nplugins:\n  - karma\n  - name: bad\n    command: [\"{}\"]\n    env: {{MISBEHAVE: crash-at-start}}\n    max_restarts: 1\n",
+        hamper_tests::bin("hamper-misbehave").display()
+    ));
+    let mut cmd = sb.hamper();
+    // RUST_LOG would win over log_level; this test is about log_level.
+    cmd.env_remove("RUST_LOG").arg("console");
+    let out = hamper_tests::run_with_input(cmd, "foo++\n!karma foo\n");
+    assert_success(&out);
+    assert_eq!(stdout_lines(&out), ["<hamper> foo has 1 point"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 5, "{lines:?}");
+    for line in &lines {
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(line.get(key).is_some(), "no {key}: {line}");
+        }
+    }
+    let plugin_said = lines.iter().any(|l| {
+        l["fields"]["plugin"] == "bad" && l["fields"]["message"] == "crashing at start, as asked"
+    });
+    assert!(
+        plugin_said,
+        "the plugin's own stderr line, with its name: {lines:?}"
+    );
+    let runner_line = lines
+        .iter()
+        .any(|l| l["span"]["plugin"] == "karma" && l["fields"]["message"] == "plugin running");
+    assert!(runner_line, "a runner line in karma's span: {lines:?}");
+}
+
+#[test]
+fn a_bad_log_setting_is_named_with_its_fix() {
+    let sb = Sandbox::new();
+    sb.write_config("log_format: xml\nlog_level: \"info,[\"\n");
+    let out = sb.console(&[], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("log_format: `xml` is not a log format"),
+        "{err}"
+    );
+    assert!(err.contains("log_format: json"), "{err}");
+    assert!(err.contains("log_level:"), "{err}");
+}

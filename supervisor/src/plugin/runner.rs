@@ -381,7 +381,7 @@ impl Runner {
         };
         let generation = self.generation();
         let span =
-            tracing::info_span!("plugin", name = %self.name(), pid = process.pid, generation);
+            tracing::info_span!("plugin", plugin = %self.name(), pid = process.pid, generation);
         self.supervise(process, &launch).instrument(span).await
     }
 
