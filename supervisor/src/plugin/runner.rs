@@ -381,6 +381,8 @@ impl Runner {
         };
         let generation = self.generation();
         let span =
+            // `plugin`, not `name` as the style guide has it: the JSON log writes the span's own
+            // name ("plugin") under `name`, and a second `name` would hide the plugin's.
             tracing::info_span!("plugin", plugin = %self.name(), pid = process.pid, generation);
         self.supervise(process, &launch).instrument(span).await
     }
