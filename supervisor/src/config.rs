@@ -233,6 +233,9 @@ pub struct Config {
     pub sections: BTreeMap<String, Value>,
     /// Things that are not errors but probably mistakes, for the log and `check-config`.
     pub warnings: Vec<String>,
+    /// The values `$VAR`s pulled in from the environment: masked wherever they appear, whatever
+    /// the key they sit under.
+    pub pulled_from_env: Vec<Secret>,
 }
 
 impl Config {
@@ -327,6 +330,17 @@ impl Config {
                 map.insert(name.clone(), mask_secrets(section));
             }
         }
+        // Then by value: a secret also hides under an innocent key (`weather: {api: $KEY}`,
+        // the server password pasted into a plugin's section).
+        let secrets: Vec<&str> = self
+            .pulled_from_env
+            .iter()
+            .chain(&self.password)
+            .chain(self.channels.iter().filter_map(|c| c.key.as_ref()))
+            .map(Secret::expose)
+            .filter(|s| s.len() >= MIN_MASKED_LEN)
+            .collect();
+        mask_values(&mut out, &secrets);
         out
     }
 
@@ -358,8 +372,10 @@ impl Config {
             },
         };
         let file = parse_file(&text, &origin)?;
-        let merged = overlay(file, env)?;
-        Config::from_map(merged)
+        let (merged, pulled) = overlay(file, env)?;
+        let mut config = Config::from_map(merged)?;
+        config.pulled_from_env = pulled;
+        Ok(config)
     }
 
     fn from_map(map: Map<String, Value>) -> Result<Config, ConfigError> {
@@ -603,6 +619,7 @@ impl Config {
                 log_level,
                 sections,
                 warnings,
+                pulled_from_env: Vec::new(),
             })
         } else {
             Err(ConfigError { errors })
@@ -707,13 +724,15 @@ fn parse_file(text: &str, origin: &str) -> Result<Map<String, Value>, ConfigErro
 }
 
 /// Applies `$VAR` substitution, then the environment overlay, then `DATABASE_URL`.
+/// Returns the merged map and the values that `$VAR`s pulled in.
 fn overlay(
     mut map: Map<String, Value>,
     env: &HashMap<String, String>,
-) -> Result<Map<String, Value>, ConfigError> {
+) -> Result<(Map<String, Value>, Vec<Secret>), ConfigError> {
+    let mut pulled = Vec::new();
     let mut errors = Vec::new();
     for (key, value) in map.iter_mut() {
-        substitute_env(key, value, env, &mut errors);
+        substitute_env(key, value, env, &mut errors, &mut pulled);
     }
     // `plugins` first, so a section for a plugin named only in the environment is found.
     let mut keys: Vec<&str> = KNOWN_KEYS.to_vec();
@@ -745,7 +764,7 @@ fn overlay(
         map.insert("db".into(), Value::String(url.clone()));
     }
     if errors.is_empty() {
-        Ok(map)
+        Ok((map, pulled))
     } else {
         Err(ConfigError { errors })
     }
@@ -777,12 +796,16 @@ fn substitute_env(
     value: &mut Value,
     env: &HashMap<String, String>,
     errors: &mut Vec<KeyError>,
+    pulled: &mut Vec<Secret>,
 ) {
     match value {
         Value::String(s) if s.starts_with('$') && s.len() > 1 => {
             let var = &s[1..];
             match env.get(var) {
-                Some(v) => *s = v.clone(),
+                Some(v) => {
+                    pulled.push(Secret(v.clone()));
+                    *s = v.clone();
+                }
                 None => errors.push(KeyError::new(
                     key,
                     &format!("refers to the environment variable {var}, which is not set"),
@@ -792,12 +815,12 @@ fn substitute_env(
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                substitute_env(&format!("{key}.{k}"), v, env, errors);
+                substitute_env(&format!("{key}.{k}"), v, env, errors, pulled);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {
-                substitute_env(&format!("{key}[{i}]"), v, env, errors);
+                substitute_env(&format!("{key}[{i}]"), v, env, errors, pulled);
             }
         }
         _ => {}
@@ -1095,6 +1118,26 @@ fn looks_secret(key: &str) -> bool {
         .any(|w| k.contains(w))
 }
 
+/// Values shorter than this are not masked by value: hiding every `1` or `on` in the output
+/// would say nothing about secrets and hide the configuration.
+const MIN_MASKED_LEN: usize = 4;
+
+/// Replaces every occurrence of each secret inside every string of `v`.
+fn mask_values(v: &mut Value, secrets: &[&str]) {
+    match v {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret) {
+                    *s = s.replace(secret, &mask());
+                }
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, secrets)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_values(v, secrets)),
+        _ => {}
+    }
+}
+
 fn mask_secrets(v: &Value) -> Value {
     match v {
         Value::Object(map) => Value::Object(
@@ -1296,6 +1339,25 @@ mod tests {
         assert!(err.errors[0].fix.contains("8MiB"), "{}", err.errors[0]);
         let err = limits("plugins: [{name: karma, inbox: lots}]\n").expect_err("words");
         assert!(err.errors[0].fix.contains("512KiB"), "{}", err.errors[0]);
+    }
+
+    #[test]
+    fn secrets_are_masked_by_value_under_any_key() {
+        let c = load_str(
+            "password: hunter2secret\nweather:\n  api: $WEATHER_KEY\n  note: \"hunter2secret\"\nchannels: [\"#c sesame-key\"]\ngreeter:\n  message: the key is sesame-key\n",
+            &[("WEATHER_KEY", "w-abc123xyz")],
+        )
+        .expect("valid");
+        let shown = c.masked().to_string();
+        for secret in ["w-abc123xyz", "hunter2secret", "sesame-key"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        assert!(shown.contains("the key is ********"), "{shown}");
+        assert_eq!(
+            c.section("weather")["api"],
+            "w-abc123xyz",
+            "the value itself is intact"
+        );
     }
 
     #[test]
