@@ -43,6 +43,8 @@ enum Input {
     Me(String),
     Msg(String),
     Nick(String),
+    /// Print the text once everything before it is answered: a marker for scripts and tests.
+    Echo(String),
     Nothing,
     Problem(String),
 }
@@ -63,10 +65,11 @@ fn parse_input(line: &str) -> Input {
         "me" if !rest.trim().is_empty() => Input::Me(rest.to_string()),
         "msg" if !rest.trim().is_empty() => Input::Msg(rest.to_string()),
         "nick" if valid_nick(rest.trim()) => Input::Nick(rest.trim().to_string()),
+        "echo" => Input::Echo(rest.to_string()),
         "nick" => Input::Problem(format!("`{}` is not a valid nick", rest.trim())),
         "me" | "msg" => Input::Problem(format!("/{word} needs some text")),
         _ => Input::Problem(format!(
-            "unknown console command /{word}; use /me TEXT, /msg TEXT, /nick NAME, or // to start a line with /"
+            "unknown console command /{word}; use /me TEXT, /msg TEXT, /nick NAME, /echo TEXT, or // to start a line with /"
         )),
     }
 }
@@ -85,8 +88,10 @@ where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let (echo, echoes) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_output(
         net_out,
+        echoes,
         output,
         bot_nick.clone(),
         options.channel.clone(),
@@ -128,6 +133,11 @@ where
             }
             Input::Nick(n) => {
                 nick = n;
+                continue;
+            }
+            Input::Echo(text) => {
+                // Every line before has been answered and printed (each line is synced).
+                let _ = echo.send(text);
                 continue;
             }
             Input::Say(t) => (options.channel.clone(), t, false),
@@ -217,12 +227,27 @@ fn format_line(out: &Outbound, bot: &str, channel: &str) -> Option<String> {
 
 async fn print_output<W: AsyncWrite + Unpin>(
     mut net_out: mpsc::Receiver<Outbound>,
+    mut echoes: mpsc::UnboundedReceiver<String>,
     mut output: W,
     bot: String,
     channel: String,
     net_in: ByteSender<Inbound>,
 ) {
-    while let Some(out) = net_out.recv().await {
+    loop {
+        let out = tokio::select! {
+            biased;
+            out = net_out.recv() => match out {
+                Some(out) => out,
+                None => return,
+            },
+            Some(text) = echoes.recv() => {
+                if output.write_all(format!("{text}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = output.flush().await;
+                continue;
+            }
+        };
         if let Some(line) = format_line(&out, &bot, &channel) {
             if output
                 .write_all(format!("{line}\n").as_bytes())
@@ -270,6 +295,7 @@ mod tests {
             ("", Input::Nothing),
             ("   ", Input::Nothing),
             ("s/a/b/", Input::Say("s/a/b/".into())),
+            ("/echo -- mark --", Input::Echo("-- mark --".into())),
         ];
         for (line, want) in cases {
             assert_eq!(parse_input(line), want, "{line:?}");

@@ -290,6 +290,9 @@ impl Session {
             {
                 self.seen.push(l.clone());
                 if l.contains(needle) {
+                    // Answers to the earlier tries may still be on their way; a later `ask`
+                    // must not take one of them for its own.
+                    self.settle();
                     return l;
                 }
             }
@@ -300,6 +303,16 @@ impl Session {
                 self.stderr_text()
             );
         }
+    }
+
+    /// Waits until every line sent so far has been answered, reading the answers into `seen`:
+    /// the console prints an `/echo` marker only after the lines before it are answered.
+    pub fn settle(&mut self) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("-- settled {n} --");
+        self.send(&format!("/echo {marker}"));
+        self.expect(Duration::from_secs(30), "the /echo marker", |l| l == marker);
     }
 
     /// Everything the process wrote to stderr so far.

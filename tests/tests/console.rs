@@ -333,3 +333,22 @@ fn a_bad_log_setting_is_named_with_its_fix() {
     assert!(err.contains("log_format: json"), "{err}");
     assert!(err.contains("log_level:"), "{err}");
 }
+
+#[test]
+fn echo_prints_after_everything_before_it_is_answered() {
+    let sb = Sandbox::new();
+    let lines = transcript(
+        &sb,
+        &[],
+        "foo++\n!karma foo\n/echo -- one --\n!karma foo\n/echo -- two --\n",
+    );
+    assert_eq!(
+        lines,
+        [
+            "<hamper> foo has 1 point",
+            "-- one --",
+            "<hamper> foo has 1 point",
+            "-- two --"
+        ]
+    );
+}

@@ -62,7 +62,9 @@ fn a_postgres_outage_gives_errors_then_recovers_without_a_crash() {
     let line = s.ask("!karma up", "up has");
     assert!(
         line.ends_with("points"),
-        "counting again after the outage: {line}"
+        "counting again after the outage: {line}\nstdout:\n{}\nstderr:\n{}",
+        s.seen.join("\n"),
+        s.stderr_text()
     );
     assert!(s.finish(Duration::from_secs(20)).success(), "no crash");
 }
