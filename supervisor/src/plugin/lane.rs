@@ -13,11 +13,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use hamper_protocol::{ErrorBody, ErrorCode, Outcome, Request, Response};
+use hamper_protocol::{ErrorBody, ErrorCode, Outcome, Request, Response, ToPlugin};
 use hamper_storage::Storage;
 use tokio::sync::{mpsc, oneshot};
 
-use super::FromRunner;
+use super::{encode, FromRunner, Line};
 use crate::host_call::{call_kv, HostCall};
 
 /// Requests one plugin may have queued before the host stops reading its output until some are
@@ -102,10 +102,7 @@ fn serve(services: Services, request: Request) -> Serving {
     Box::pin(async move {
         let id = request.id;
         let outcome = call(&services, request).await;
-        Response {
-            id,
-            outcome: fit_line(outcome),
-        }
+        Response { id, outcome }
     })
 }
 
@@ -139,27 +136,27 @@ async fn call(services: &Services, request: Request) -> Outcome {
     }
 }
 
-/// A result too big for one protocol line becomes a `too_large` error: sent as it is, the line
-/// would be refused by the plugin and the request would never be answered.
-fn fit_line(outcome: Outcome) -> Outcome {
-    // Room for the response's own fields around the result.
-    const ENVELOPE: usize = 256;
-    match &outcome {
-        Outcome::Result(value) => {
-            let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
-            if size + ENVELOPE > hamper_protocol::MAX_LINE_BYTES {
-                return error(
-                    ErrorCode::TooLarge,
-                    &format!(
-                        "the result ({size} bytes) does not fit in one protocol line ({} bytes)",
-                        hamper_protocol::MAX_LINE_BYTES
-                    ),
-                );
-            }
-            outcome
-        }
-        Outcome::Error(_) => outcome,
+/// The response as a protocol line, encoded once. One too long for a line becomes a
+/// `too_large` error: sent as it is, it would be refused by the plugin and the request would
+/// never be answered.
+pub fn response_line(response: Response) -> Option<Line> {
+    let id = response.id;
+    let line = encode(&ToPlugin::Response(response))?;
+    // The limit counts the line without its newline.
+    if line.len() <= hamper_protocol::MAX_LINE_BYTES + 1 {
+        return Some(line);
     }
+    encode(&ToPlugin::Response(Response {
+        id,
+        outcome: error(
+            ErrorCode::TooLarge,
+            &format!(
+                "the result ({} bytes) does not fit in one protocol line ({} bytes)",
+                line.len() - 1,
+                hamper_protocol::MAX_LINE_BYTES
+            ),
+        ),
+    }))
 }
 
 /// An error outcome.
@@ -178,10 +175,27 @@ mod tests {
 
     #[test]
     fn results_too_big_for_a_line_become_too_large() {
-        let small = Outcome::Result(json!({"value": 1}));
-        assert_eq!(fit_line(small.clone()), small);
-        let big = Outcome::Result(json!({"help": "x".repeat(hamper_protocol::MAX_LINE_BYTES)}));
-        let Outcome::Error(e) = fit_line(big) else {
+        let decode = |line: Line| -> Response {
+            match serde_json::from_slice(&line).expect("a response line") {
+                ToPlugin::Response(r) => r,
+                other => panic!("not a response: {other:?}"),
+            }
+        };
+        let small = Response {
+            id: RequestId(1),
+            outcome: Outcome::Result(json!({"value": 1})),
+        };
+        let line = response_line(small.clone()).expect("encoded");
+        assert_eq!(decode(line), small);
+        let big = Response {
+            id: RequestId(2),
+            outcome: Outcome::Result(json!({"help": "x".repeat(hamper_protocol::MAX_LINE_BYTES)})),
+        };
+        let line = response_line(big).expect("encoded");
+        assert!(line.len() <= hamper_protocol::MAX_LINE_BYTES);
+        let refused = decode(line);
+        assert_eq!(refused.id, RequestId(2));
+        let Outcome::Error(e) = refused.outcome else {
             panic!("not refused")
         };
         assert_eq!(e.code, ErrorCode::TooLarge);

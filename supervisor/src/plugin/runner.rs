@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
-use super::lane::{Lane, Services, StorageSlot};
+use super::lane::{response_line, Lane, Services, StorageSlot};
 use super::process::{self, Launch, Process};
 use super::restart::{Decision, RestartPolicy, Run};
 use super::{encode, Control, Counters, Delivery, FromRunner, Line, PluginHandle, State, Status};
@@ -597,7 +597,7 @@ impl Runner {
                     if let Some((_, sent)) = &mut liveness {
                         *sent = tokio::time::Instant::now();
                     }
-                    let line = encode(&ToPlugin::Response(response));
+                    let line = response_line(response);
                     if let (Some(tx), Some(line)) = (&urgent_tx, line) {
                         let _ = tx.send(line);
                     }
