@@ -32,6 +32,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ping_timeout",
     "log_format",
     "log_level",
+    "rejoin_on_kick",
 ];
 
 /// The plugins run when the config names none.
@@ -225,6 +226,8 @@ pub struct Config {
     pub ping_interval: Duration,
     /// How long the server may leave that ping unanswered before the bot reconnects.
     pub ping_timeout: Duration,
+    /// Whether the bot joins a channel again, a few seconds after it was kicked.
+    pub rejoin_on_kick: bool,
     /// How log lines are written.
     pub log_format: LogFormat,
     /// Which log lines are written (a `RUST_LOG`-style filter), unless `RUST_LOG` is set.
@@ -313,6 +316,7 @@ impl Config {
             "command_prefix": self.command_prefix,
             "owners": self.owners,
             "plugin_dir": self.plugin_dir,
+            "rejoin_on_kick": self.rejoin_on_kick,
             "log_format": match self.log_format {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
@@ -528,6 +532,17 @@ impl Config {
                 }
             },
         };
+        let rejoin_on_kick = match get("rejoin_on_kick") {
+            None => true,
+            Some(v) => as_bool(v).unwrap_or_else(|| {
+                errors.push(KeyError::new(
+                    "rejoin_on_kick",
+                    &format!("`{}` is not true or false", show(v)),
+                    "leave it out (true: join again 5 s after a kick) or set rejoin_on_kick: false",
+                ));
+                true
+            }),
+        };
         let mut seconds = |key: &str, default: u64| match get(key) {
             None => Duration::from_secs(default),
             Some(v) => match v
@@ -615,6 +630,7 @@ impl Config {
                 flood,
                 ping_interval,
                 ping_timeout,
+                rejoin_on_kick,
                 log_format,
                 log_level,
                 sections,

@@ -218,6 +218,75 @@ fn a_server_password_with_a_space_is_one_parameter() {
 }
 
 #[test]
+fn ctcp_is_answered_to_the_sender_only_a_few_at_a_time_and_never_in_a_notice() {
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[("flood", "off")]);
+    // To a channel, the answer still goes to the sender, by NOTICE.
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :\x01TIME\x01");
+    let time = peer.expect(T, "CTCP TIME", |l| l.starts_with("NOTICE eve :\u{1}TIME "));
+    assert!(time.ends_with(" +0000\u{1}"), "{time}");
+    peer.send_bytes(b":eve!e@h PRIVMSG hb :\x01CLIENTINFO\x01");
+    peer.expect(T, "CTCP CLIENTINFO", |l| {
+        l == "NOTICE eve :\u{1}CLIENTINFO ACTION CLIENTINFO PING SOURCE TIME VERSION\u{1}"
+    });
+    // The budget (three at once) is spent: these go unanswered.
+    peer.send_bytes(b":eve!e@h PRIVMSG hb :\x01SOURCE\x01");
+    for i in 0..10 {
+        peer.send(&format!(":eve!e@h PRIVMSG hb :\x01PING {i}\x01"));
+    }
+    // A CTCP inside a NOTICE is never answered (that is how CTCP loops are avoided).
+    peer.send_bytes(b":mallory!m@h NOTICE hb :\x01VERSION\x01");
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad ping");
+    peer.expect(T, "the plugin's answer", |l| {
+        l == "PRIVMSG #keyed :bad alive"
+    });
+    let answers: Vec<&String> = peer
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("NOTICE"))
+        .collect();
+    // Three at once, then one every five seconds: on a loaded machine a fourth may come.
+    assert!(
+        (3..=4).contains(&answers.len()),
+        "three CTCP answers, then (almost) none: {answers:?}"
+    );
+    assert!(
+        answers[2].starts_with("NOTICE eve :\u{1}SOURCE "),
+        "{answers:?}"
+    );
+    assert!(
+        !peer.seen.iter().any(|l| l.contains("mallory")),
+        "{:?}",
+        peer.seen
+    );
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn kicked_it_joins_again_and_it_follows_an_invite_from_an_owner_only() {
+    let (_sb, bot, mut peer) =
+        registered_bot("behave", "", &[("owners", "[\"boss!*@trusted.example\"]")]);
+    peer.send_bytes(b":hb!b@h JOIN #keyed");
+    peer.send_bytes(b":op!o@h KICK #keyed hb :out");
+    peer.expect(
+        Duration::from_secs(20),
+        "the join again, with the key",
+        |l| l == "JOIN #keyed sesame-key",
+    );
+    // A spoofer with the owner's nick but another host is not followed; the owner is.
+    peer.send_bytes(b":boss!x@elsewhere.example INVITE hb #spoofed");
+    peer.send_bytes(b":boss!b@trusted.example INVITE hb #invited");
+    peer.expect(T, "the join after the owner's invite", |l| {
+        l.starts_with("JOIN #invited")
+    });
+    assert!(
+        !peer.seen.iter().any(|l| l.contains("#spoofed")),
+        "{:?}",
+        peer.seen
+    );
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
 fn secrets_never_reach_the_log() {
     let (_sb, bot, mut peer) = bot_and_peer(&[("DATABASE_URL", "sqlite:hamper.db")]);
     peer.expect(T, "USER", |l| l.starts_with("USER "));

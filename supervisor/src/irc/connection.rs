@@ -28,6 +28,13 @@ use crate::queue::ByteSender;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
+/// CTCP requests answered: three at once, then one every five seconds.
+const CTCP_BUDGET: Flood = Flood::Bucket {
+    burst: 3,
+    per_second: 0.2,
+};
+/// How long after a kick the bot joins the channel again.
+const REJOIN_DELAY: Duration = Duration::from_secs(5);
 /// Outbound commands taken from the router in one go before the socket is read again.
 const OUT_BATCH: usize = 256;
 /// Lines waiting to be sent before new ones are dropped.
@@ -60,6 +67,10 @@ pub struct IrcSettings {
     pub ping_timeout: Duration,
     /// Output pacing.
     pub flood: Flood,
+    /// Join a channel again (after a few seconds) when kicked from it.
+    pub rejoin_on_kick: bool,
+    /// Hostmasks of the owners, whose INVITE the bot follows.
+    pub owners: Vec<String>,
 }
 
 impl IrcSettings {
@@ -80,6 +91,8 @@ impl IrcSettings {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             flood: config.flood,
+            rejoin_on_kick: config.rejoin_on_kick,
+            owners: config.owners.clone(),
         }
     }
 }
@@ -170,6 +183,10 @@ struct Session<'a> {
     joined: bool,
     queue: VecDeque<Queued>,
     pacer: Pacer,
+    /// How many CTCP requests the bot still answers right now.
+    ctcp_budget: Pacer,
+    /// Channels to join again after a kick, and when.
+    rejoins: Vec<(Instant, String)>,
     urgent: Vec<String>,
     nick_tries: u32,
     /// While identifying with NickServ: when to stop waiting and join anyway.
@@ -214,6 +231,8 @@ async fn session(
         joined: false,
         queue: VecDeque::new(),
         pacer: Pacer::new(settings.flood, Instant::now()),
+        ctcp_budget: Pacer::new(CTCP_BUDGET, Instant::now()),
+        rejoins: Vec::new(),
         urgent: Vec::new(),
         nick_tries: 0,
         nickserv_until: None,
@@ -337,6 +356,19 @@ async fn session(
                         our_ping = Some(Instant::now());
                         s.urgent.push("PING :keepalive".into());
                     }
+                }
+            }
+            _ = sleep_until_opt(s.rejoins.iter().map(|(at, _)| *at).min()), if !s.rejoins.is_empty() => {
+                let now = Instant::now();
+                let (due, later): (Vec<_>, Vec<_>) = s.rejoins.drain(..).partition(|(at, _)| *at <= now);
+                s.rejoins = later;
+                for (_, channel) in due {
+                    let key = settings
+                        .channels
+                        .iter()
+                        .find(|c| c.name.eq_ignore_ascii_case(&channel))
+                        .and_then(|c| c.key.as_ref().map(|k| k.expose().to_string()));
+                    s.enqueue(Outbound::Join { channel, key });
                 }
             }
             _ = tokio::time::sleep_until(s.started + REGISTER_TIMEOUT), if !s.registered => {
@@ -513,6 +545,15 @@ impl Session<'_> {
                             &format!("VERSION hamper {}", env!("CARGO_PKG_VERSION")),
                         ),
                         "PING" => self.ctcp_reply(&source.nick, &format!("PING {body}")),
+                        "TIME" => self.ctcp_reply(&source.nick, &format!("TIME {}", utc_now())),
+                        "CLIENTINFO" => self.ctcp_reply(
+                            &source.nick,
+                            "CLIENTINFO ACTION CLIENTINFO PING SOURCE TIME VERSION",
+                        ),
+                        "SOURCE" => self.ctcp_reply(
+                            &source.nick,
+                            &format!("SOURCE {}", env!("CARGO_PKG_REPOSITORY")),
+                        ),
                         _ => {}
                     }
                 } else {
@@ -551,6 +592,11 @@ impl Session<'_> {
                 .await
             }
             "KICK" if msg.params.len() >= 2 => {
+                if self.settings.rejoin_on_kick && msg.param(1).eq_ignore_ascii_case(&self.nick) {
+                    let channel = msg.param(0).to_string();
+                    warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
+                    self.rejoins.push((Instant::now() + REJOIN_DELAY, channel));
+                }
                 self.emit(Inbound::Kick {
                     source,
                     channel: msg.param(0).to_string(),
@@ -575,6 +621,21 @@ impl Session<'_> {
                 .await
             }
             "INVITE" if msg.params.len() >= 2 => {
+                let channel = msg.param(1);
+                let owner = self
+                    .settings
+                    .owners
+                    .iter()
+                    .any(|mask| crate::mask::matches(mask, &source.mask()));
+                if owner && channel.starts_with(['#', '&', '+', '!']) {
+                    info!(%channel, by = %source.nick, "invited by an owner; joining");
+                    self.enqueue(Outbound::Join {
+                        channel: channel.to_string(),
+                        key: None,
+                    });
+                } else {
+                    info!(%channel, by = %source.nick, "invited; not an owner, so not joining");
+                }
                 self.emit(Inbound::Invite {
                     source,
                     channel: msg.param(1).to_string(),
@@ -597,10 +658,12 @@ impl Session<'_> {
         }
     }
 
+    /// Answers a CTCP request with a NOTICE to its sender (never to a channel), at most a few
+    /// every few seconds, so that a CTCP flood cannot get the bot killed for flooding.
     fn ctcp_reply(&mut self, nick: &str, body: &str) {
         let body: String = body.chars().filter(|c| !c.is_control()).collect();
         // CTCP replies wait behind real output and are the first thing a full queue drops.
-        if self.queue.len() >= MAX_QUEUE / 2 {
+        if self.queue.len() >= MAX_QUEUE / 2 || !self.ctcp_budget.take(Instant::now()) {
             return;
         }
         if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
@@ -641,6 +704,38 @@ fn jitter() -> f64 {
             .map_or(0, |d| d.as_nanos()),
     );
     (hasher.finish() % 10_001) as f64 / 10_000.0
+}
+
+/// The time now in UTC, as `Sun, 29 Nov 2026 14:04:11 +0000`, for CTCP TIME.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_utc(secs)
+}
+
+fn format_utc(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Howard Hinnant's days-to-civil, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} +0000",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
 }
 
 fn source_of(raw: &str) -> Source {
@@ -685,6 +780,13 @@ mod tests {
         let spread: std::collections::HashSet<u64> =
             (0..20).map(|_| (jitter() * 1e4) as u64).collect();
         assert!(spread.len() > 1, "jitter varies");
+    }
+
+    #[test]
+    fn ctcp_time_is_rfc_2822_in_utc() {
+        assert_eq!(format_utc(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(format_utc(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(format_utc(1_795_961_051), "Sun, 29 Nov 2026 14:04:11 +0000");
     }
 
     #[test]
