@@ -415,24 +415,20 @@ impl Config {
                 }
             },
         };
-        let ssl = match get("ssl") {
-            None => false,
-            Some(v) => as_bool(v).unwrap_or_else(|| {
-                errors.push(KeyError::new(
-                    "ssl",
-                    &format!("`{}` is not true or false", show(v)),
-                    "set ssl: true or ssl: false",
-                ));
-                false
-            }),
-        };
-        let ssl_verify = match get("ssl_verify") {
-            None => true,
-            Some(v) => as_bool(v).unwrap_or_else(|| {
-                errors.push(KeyError::new("ssl_verify", &format!("`{}` is not true or false", show(v)), "leave it out (certificates are verified) or set ssl_verify: false for a self-signed test server"));
-                true
-            }),
-        };
+        let ssl = boolean(
+            get("ssl"),
+            "ssl",
+            false,
+            "set ssl: true or ssl: false",
+            &mut errors,
+        );
+        let ssl_verify = boolean(
+            get("ssl_verify"),
+            "ssl_verify",
+            true,
+            "leave it out (certificates are verified) or set ssl_verify: false for a self-signed test server",
+            &mut errors,
+        );
         let port = match get("port") {
             None => {
                 if ssl {
@@ -532,37 +528,15 @@ impl Config {
                 }
             },
         };
-        let rejoin_on_kick = match get("rejoin_on_kick") {
-            None => true,
-            Some(v) => as_bool(v).unwrap_or_else(|| {
-                errors.push(KeyError::new(
-                    "rejoin_on_kick",
-                    &format!("`{}` is not true or false", show(v)),
-                    "leave it out (true: join again 5 s after a kick) or set rejoin_on_kick: false",
-                ));
-                true
-            }),
-        };
-        let mut seconds = |key: &str, default: u64| match get(key) {
-            None => Duration::from_secs(default),
-            Some(v) => match v
-                .as_f64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|s| (0.1..=3600.0).contains(s))
-            {
-                Some(secs) => Duration::from_secs_f64(secs),
-                None => {
-                    errors.push(KeyError::new(
-                        key,
-                        &format!("`{}` is not a number of seconds from 0.1 to 3600", show(v)),
-                        &format!("leave it out ({default} s) or write e.g. {key}: {default}"),
-                    ));
-                    Duration::from_secs(default)
-                }
-            },
-        };
-        let ping_interval = seconds("ping_interval", 30);
-        let ping_timeout = seconds("ping_timeout", 20);
+        let rejoin_on_kick = boolean(
+            get("rejoin_on_kick"),
+            "rejoin_on_kick",
+            true,
+            "leave it out (true: join again 5 s after a kick) or set rejoin_on_kick: false",
+            &mut errors,
+        );
+        let ping_interval = seconds(get("ping_interval"), "ping_interval", 30, &mut errors);
+        let ping_timeout = seconds(get("ping_timeout"), "ping_timeout", 20, &mut errors);
         let flood = match get("flood") {
             None => Flood::default(),
             Some(v) => parse_flood(v).unwrap_or_else(|problem| {
@@ -1043,6 +1017,49 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// A true-or-false setting, `default` when absent; a bad value is an error with `fix`.
+fn boolean(
+    value: Option<&Value>,
+    key: &str,
+    default: bool,
+    fix: &str,
+    errors: &mut Vec<KeyError>,
+) -> bool {
+    let Some(v) = value else {
+        return default;
+    };
+    as_bool(v).unwrap_or_else(|| {
+        errors.push(KeyError::new(
+            key,
+            &format!("`{}` is not true or false", show(v)),
+            fix,
+        ));
+        default
+    })
+}
+
+/// A number of seconds from 0.1 to 3600, `default` when absent.
+fn seconds(value: Option<&Value>, key: &str, default: u64, errors: &mut Vec<KeyError>) -> Duration {
+    let Some(v) = value else {
+        return Duration::from_secs(default);
+    };
+    match v
+        .as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|s| (0.1..=3600.0).contains(s))
+    {
+        Some(secs) => Duration::from_secs_f64(secs),
+        None => {
+            errors.push(KeyError::new(
+                key,
+                &format!("`{}` is not a number of seconds from 0.1 to 3600", show(v)),
+                &format!("leave it out ({default} s) or write e.g. {key}: {default}"),
+            ));
+            Duration::from_secs(default)
+        }
+    }
 }
 
 /// `off` (or `false`), or `{burst, per_second}` with either key optional.

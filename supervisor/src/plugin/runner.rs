@@ -124,6 +124,7 @@ pub fn spawn_runner(
         next_ping: Arc::new(AtomicU64::new(1)),
         orphans: Vec::new(),
         reached_running: false,
+        exit: None,
     };
     tracker.spawn(runner.run());
     handle
@@ -144,6 +145,8 @@ struct Runner {
     orphans: Vec<Arc<Message>>,
     /// Whether the process that just stopped got past its handshake.
     reached_running: bool,
+    /// How the process that just stopped exited, when it exited by itself.
+    exit: Option<std::process::ExitStatus>,
 }
 
 /// How one run of the plugin ended.
@@ -183,6 +186,7 @@ impl Runner {
         loop {
             let started = Instant::now();
             self.reached_running = false;
+            self.exit = None;
             let end = self.run_once().await;
             // Until it is decided what happens next, commands get "restarting" from the router
             // rather than waiting in the inbox of a process that is gone.
@@ -201,7 +205,7 @@ impl Runner {
                     self.answer_orphans(false).await;
                     None
                 }
-                End::Crashed(reason) if self.stopped_with_the_bot(&reason).await => {
+                End::Crashed(reason) if self.stopped_with_the_bot().await => {
                     info!(plugin = %self.name(), %reason, "plugin stopped by SIGTERM as the bot shuts down; not restarted");
                     None
                 }
@@ -262,9 +266,14 @@ impl Runner {
     /// Whether a plugin that stopped by SIGTERM did so because the whole bot is being stopped.
     /// Heroku (and a `kill` of the whole tree) signals every process of the bot at once, and a
     /// plugin may die before the supervisor has handled its own signal: it gets a moment.
-    async fn stopped_with_the_bot(&self, reason: &str) -> bool {
-        const SIGTERM_EXIT: [&str; 2] = ["exit status: 143", "signal: 15 (SIGTERM)"];
-        if !SIGTERM_EXIT.iter().any(|s| reason.contains(s)) {
+    async fn stopped_with_the_bot(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        const SIGTERM: i32 = 15;
+        // Under the guard a plugin killed by a signal exits with 128 + the signal.
+        let by_sigterm = self
+            .exit
+            .is_some_and(|s| s.signal() == Some(SIGTERM) || s.code() == Some(128 + SIGTERM));
+        if !by_sigterm {
             return false;
         }
         tokio::time::timeout(SHUTDOWN_GRACE, self.shutdown.cancelled())
@@ -585,6 +594,7 @@ impl Runner {
                     break End::Shutdown;
                 }
                 status = child.wait() => {
+                    self.exit = status.as_ref().ok().copied();
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     break End::Crashed(format!("exited ({status})"));
                 }
