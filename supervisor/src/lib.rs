@@ -14,6 +14,7 @@ pub mod guard;
 pub mod host_call;
 pub mod irc;
 pub mod mask;
+pub mod memory;
 pub mod outbound;
 pub mod plugin;
 pub mod queue;

@@ -47,6 +47,8 @@ impl<T> Clone for ByteSender<T> {
 pub struct ByteReceiver<T> {
     rx: mpsc::UnboundedReceiver<(T, usize)>,
     used: Arc<AtomicUsize>,
+    /// The most bytes seen queued since the queue was last found empty by [`ByteReceiver::drained`].
+    peak: usize,
 }
 
 /// Why [`ByteSender::try_send`] gave the item back.
@@ -69,7 +71,7 @@ pub fn byte_queue<T: Weigh>(capacity: usize) -> (ByteSender<T>, ByteReceiver<T>)
             used: used.clone(),
             capacity,
         },
-        ByteReceiver { rx, used },
+        ByteReceiver { rx, used, peak: 0 },
     )
 }
 
@@ -98,15 +100,29 @@ impl<T> ByteReceiver<T> {
     /// The next item, or `None` once every sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<T> {
         let (item, weight) = self.rx.recv().await?;
-        self.used.fetch_sub(weight, Ordering::AcqRel);
+        self.took(weight);
         Some(item)
     }
 
     /// The next item if one is queued now.
     pub fn try_recv(&mut self) -> Option<T> {
         let (item, weight) = self.rx.try_recv().ok()?;
-        self.used.fetch_sub(weight, Ordering::AcqRel);
+        self.took(weight);
         Some(item)
+    }
+
+    fn took(&mut self, weight: usize) {
+        let before = self.used.fetch_sub(weight, Ordering::AcqRel);
+        self.peak = self.peak.max(before);
+    }
+
+    /// When the queue is empty now: the most bytes it held since the last call that found it
+    /// empty (0 when it is not empty). A burst that drained is worth giving memory back for.
+    pub fn drained(&mut self) -> usize {
+        if self.used.load(Ordering::Acquire) > 0 {
+            return 0;
+        }
+        std::mem::take(&mut self.peak)
     }
 }
 
@@ -133,6 +149,21 @@ mod tests {
         assert_eq!(rx.try_recv().map(|b| b.len()), Some(60));
         assert!(rx.try_recv().is_none());
         assert_eq!(tx.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_drained_queue_tells_its_peak_once() {
+        let (tx, mut rx) = byte_queue::<Bytes>(1000);
+        assert_eq!(rx.drained(), 0, "nothing was queued");
+        tx.try_send(item(300)).expect("fits");
+        tx.try_send(item(200)).expect("fits");
+        assert_eq!(rx.try_recv().map(|b| b.len()), Some(300));
+        assert_eq!(rx.drained(), 0, "not empty yet");
+        tx.try_send(item(100)).expect("fits");
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(200));
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(100));
+        assert_eq!(rx.drained(), 500, "the most that was queued at once");
+        assert_eq!(rx.drained(), 0, "told once");
     }
 
     #[tokio::test]

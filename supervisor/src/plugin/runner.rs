@@ -16,9 +16,9 @@ use hamper_protocol::{
     FromPlugin, Goodbye, Message, NdjsonCodec, Ping, PingId, PluginHello, ToPlugin,
     PROTOCOL_VERSION,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::process::ChildStdin;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,6 +41,8 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Lines written to a plugin in one write, at most this many bytes, when several are ready.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Bytes of events written to a plugin ahead of its pongs, at most (see [`write_lines`]).
+const WINDOW: u64 = 128 * 1024;
 
 /// Everything a runner needs to know.
 #[derive(Debug, Clone)]
@@ -561,12 +563,14 @@ impl Runner {
         // Commands written to the plugin and not yet handled, in the order written.
         let (tickets_tx, mut tickets) = mpsc::unbounded_channel::<Ticket>();
         let mut open: VecDeque<Ticket> = VecDeque::new();
+        let (acked_tx, acked) = watch::channel(0u64);
         // Boxed, not pinned on the stack, so that dropping it closes the plugin's stdin.
         let mut writer = Box::pin(write_lines(
             stdin,
             urgent,
             &mut self.inbox,
             tickets_tx,
+            acked,
             self.next_ping.clone(),
             trace.clone(),
         ));
@@ -578,12 +582,16 @@ impl Runner {
         let mut liveness: Option<(PingId, tokio::time::Instant)> = None;
         let mut syncs: HashMap<PingId, u64> = HashMap::new();
         let mut malformed: VecDeque<Instant> = VecDeque::new();
+        // Made once, not in every turn of the loop: each would register anew with the runtime.
+        let shutdown = self.shutdown.clone();
+        let mut cancelled = std::pin::pin!(shutdown.cancelled());
+        let mut exited = Box::pin(child.wait());
 
         let end = loop {
             let deadline = liveness.map(|(_, sent)| sent + limits.ping_timeout);
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => {
+                _ = &mut cancelled => {
                     let goodbye = encode(&ToPlugin::Goodbye(Goodbye { reason: "the bot is shutting down".into() }));
                     if let (Some(tx), Some(line)) = (urgent_tx.take(), goodbye) {
                         let _ = tx.send(line);
@@ -593,7 +601,7 @@ impl Runner {
                     }
                     break End::Shutdown;
                 }
-                status = child.wait() => {
+                status = &mut exited => {
                     self.exit = status.as_ref().ok().copied();
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     break End::Crashed(format!("exited ({status})"));
@@ -624,7 +632,7 @@ impl Runner {
                         }
                         if malformed.len() >= MALFORMED_FLOOD {
                             process::kill_group(pid);
-                            let _ = child.wait().await;
+                            let _ = (&mut exited).await;
                             break End::Crashed(format!("{MALFORMED_FLOOD} malformed lines within {}s", MALFORMED_WINDOW.as_secs()));
                         }
                     }
@@ -644,8 +652,16 @@ impl Runner {
                                 while let Ok(ticket) = tickets.try_recv() {
                                     open.push_back(ticket);
                                 }
+                                let mut upto = None;
                                 while open.front().is_some_and(|t| t.ping.0 <= pong.id.0) {
-                                    open.pop_front();
+                                    upto = open.pop_front().map(|t| t.upto);
+                                }
+                                if let Some(upto) = upto {
+                                    acked_tx.send_if_modified(|acked| {
+                                        let moved = upto > *acked;
+                                        *acked = (*acked).max(upto);
+                                        moved
+                                    });
                                 }
                                 if liveness.is_some_and(|(id, _)| id == pong.id) {
                                     liveness = None;
@@ -679,18 +695,20 @@ impl Runner {
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() && !lane.is_full() => {
                     process::kill_group(pid);
-                    let _ = child.wait().await;
+                    let _ = (&mut exited).await;
                     break End::Crashed(format!("did not answer a ping within {}s (hung or not reading stdin)", limits.ping_timeout.as_secs_f64()));
                 }
             }
         };
         // Shutdown: the writer has sent the goodbye and closed stdin, or is dropped here.
         drop(writer);
+        drop(exited);
         while let Ok(ticket) = tickets.try_recv() {
             open.push_back(ticket);
         }
         if let End::Crashed(_) = end {
-            self.orphans.extend(open.into_iter().map(|t| t.message));
+            self.orphans
+                .extend(open.into_iter().filter_map(|t| t.message));
             return end;
         }
         process::terminate(&self.settings.spec.name, child, pid, self.settings.grace).await;
@@ -699,11 +717,14 @@ impl Runner {
     }
 }
 
-/// A command written to the plugin, and the ping written right after it.
+/// A ping written to the plugin: after a command (whose message it holds), or to reopen the
+/// window.
 #[derive(Debug)]
 struct Ticket {
     ping: PingId,
-    message: Arc<Message>,
+    message: Option<Arc<Message>>,
+    /// The bytes written up to and including the ping: its pong acknowledges them.
+    upto: u64,
 }
 
 /// Queues a ping behind the events already in the inbox; says whether it fit.
@@ -722,13 +743,20 @@ fn ping(next: &AtomicU64, inbox: &ByteSender<Delivery>) -> (PingId, bool) {
 
 /// Feeds the plugin's stdin: urgent lines (responses, the goodbye) first, then events from the
 /// inbox, several lines to a write when several are ready. Each command is followed by a ping
-/// whose pong says it was handled (`tickets` tells the runner). Ends when stdin fails or after
-/// the goodbye (once the urgent sender is gone).
+/// whose pong says it was handled (`tickets` tells the runner).
+///
+/// At most [`WINDOW`] bytes of events are written ahead of what the plugin has acknowledged with
+/// a pong (`acked`, in bytes written, which the runner advances); the rest of a burst waits in the
+/// inbox, encoded once, instead of being read ahead and held, parsed, by the plugin. So that the
+/// window always reopens, a write that leaves it half used ends with a ping. Urgent lines are
+/// never held back: the plugin may be waiting for them. Ends when stdin fails or after the
+/// goodbye (once the urgent sender is gone).
 async fn write_lines(
-    mut stdin: ChildStdin,
+    mut stdin: impl AsyncWrite + Unpin,
     mut urgent: mpsc::UnboundedReceiver<Line>,
     inbox: &mut ByteReceiver<Delivery>,
     tickets: mpsc::UnboundedSender<Ticket>,
+    mut acked: watch::Receiver<u64>,
     next_ping: Arc<AtomicU64>,
     trace: Option<String>,
 ) {
@@ -739,45 +767,84 @@ async fn write_lines(
             trace_bytes("->", name, line);
         }
     };
+    // Bytes of events and pings written so far (urgent lines are not counted: they are few and
+    // never wait), and up to where the last ping covers them.
+    let mut written: u64 = 0;
+    let mut pinged: u64 = 0;
+    let ping = |batch: &mut Vec<u8>, written: &mut u64, message: Option<Arc<Message>>| {
+        let id = PingId(next_ping.fetch_add(1, Ordering::Relaxed));
+        if let Some(line) = encode(&ToPlugin::Ping(Ping { id })) {
+            add(batch, &line);
+            *written += line.len() as u64;
+            let _ = tickets.send(Ticket {
+                ping: id,
+                message,
+                upto: *written,
+            });
+        }
+        *written
+    };
     let mut last = false;
     while !last {
+        let room = |written: u64, acked: &watch::Receiver<u64>| {
+            written.saturating_sub(*acked.borrow()) < WINDOW
+        };
+        // An urgent line, or an event from the inbox (which counts against the window).
         let mut next = Some(tokio::select! {
             biased;
             line = urgent.recv() => match line {
-                Some(line) => Delivery { line, command: None },
+                Some(line) => Next::Urgent(line),
                 None => return,
             },
-            Some(delivery) = inbox.recv() => delivery,
+            Some(delivery) = inbox.recv(), if room(written, &acked) => Next::Event(delivery),
+            changed = acked.changed(), if !room(written, &acked) => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
         });
-        while let Some(delivery) = next.take() {
-            add(&mut batch, &delivery.line);
-            if let Some(message) = delivery.command {
-                let ping = PingId(next_ping.fetch_add(1, Ordering::Relaxed));
-                if let Some(line) = encode(&ToPlugin::Ping(Ping { id: ping })) {
-                    add(&mut batch, &line);
-                    let _ = tickets.send(Ticket { ping, message });
+        while let Some(item) = next.take() {
+            match item {
+                Next::Urgent(line) => add(&mut batch, &line),
+                Next::Event(delivery) => {
+                    add(&mut batch, &delivery.line);
+                    written += delivery.line.len() as u64;
+                    if let Some(message) = delivery.command {
+                        pinged = ping(&mut batch, &mut written, Some(message));
+                    }
                 }
             }
             if batch.len() >= WRITE_BATCH {
                 break;
             }
             next = match urgent.try_recv() {
-                Ok(line) => Some(Delivery {
-                    line,
-                    command: None,
-                }),
+                Ok(line) => Some(Next::Urgent(line)),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     last = true;
                     None
                 }
-                Err(mpsc::error::TryRecvError::Empty) => inbox.try_recv(),
+                Err(mpsc::error::TryRecvError::Empty) if room(written, &acked) => {
+                    inbox.try_recv().map(Next::Event)
+                }
+                Err(mpsc::error::TryRecvError::Empty) => None,
             };
+        }
+        if written > pinged && written.saturating_sub(*acked.borrow()) >= WINDOW / 2 {
+            pinged = ping(&mut batch, &mut written, None);
         }
         if stdin.write_all(&batch).await.is_err() {
             return;
         }
         batch.clear();
+        crate::memory::release_after_burst(inbox.drained());
     }
+}
+
+/// What the writer takes next.
+enum Next {
+    Urgent(Line),
+    Event(Delivery),
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
@@ -802,4 +869,132 @@ fn type_name(msg: &FromPlugin) -> String {
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::byte_queue;
+    use bytes::Bytes;
+    use futures::FutureExt;
+    use std::future::Future;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// Polls the writer and reads what it wrote until neither makes progress: the writer then
+    /// waits for something only the test can give (an ack, an urgent line). Whether it ended.
+    async fn run_until_idle(
+        writer: &mut (impl Future<Output = ()> + Unpin),
+        plugin: &mut DuplexStream,
+        got: &mut Vec<u8>,
+    ) -> bool {
+        let mut idle_rounds = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        while idle_rounds < 3 {
+            let done = futures::poll!(&mut *writer).is_ready();
+            let before = got.len();
+            while let Some(Ok(n)) = plugin.read(&mut buf).now_or_never() {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            if done {
+                return true;
+            }
+            idle_rounds = if got.len() == before {
+                idle_rounds + 1
+            } else {
+                0
+            };
+            tokio::task::yield_now().await;
+        }
+        false
+    }
+
+    fn last_line(bytes: &[u8]) -> &str {
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        std::str::from_utf8(&body[start..]).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_a_burst_within_the_window_and_always_reopens_it() {
+        const LINES: usize = 1000;
+        let (inbox_tx, mut inbox) = byte_queue::<Delivery>(64 << 20);
+        for i in 0..LINES {
+            let line = Bytes::from(format!("{i:04}{}\n", "x".repeat(995)));
+            assert!(inbox_tx
+                .try_send(Delivery {
+                    line,
+                    command: None
+                })
+                .is_ok());
+        }
+        let (mut plugin, host) = tokio::io::duplex(64 << 20);
+        let (urgent_tx, urgent) = mpsc::unbounded_channel();
+        let (tickets_tx, mut tickets) = mpsc::unbounded_channel();
+        let (acked_tx, acked) = watch::channel(0u64);
+        let mut writer = Box::pin(write_lines(
+            host,
+            urgent,
+            &mut inbox,
+            tickets_tx,
+            acked,
+            Arc::new(AtomicU64::new(1)),
+            None,
+        ));
+        let mut got = Vec::new();
+
+        assert!(!run_until_idle(&mut writer, &mut plugin, &mut got).await);
+        let window = WINDOW as usize;
+        assert!(
+            got.len() >= window && got.len() < window + 2_000,
+            "wrote {} bytes ahead of any pong, window {window}",
+            got.len()
+        );
+        assert!(
+            last_line(&got).starts_with(r#"{"type":"ping","#),
+            "a full window ends with a ping, so that its pong reopens it: {}",
+            last_line(&got)
+        );
+
+        // A response is written at once, full window or not.
+        assert!(urgent_tx
+            .send(Bytes::from_static(b"{\"urgent\":1}\n"))
+            .is_ok());
+        assert!(!run_until_idle(&mut writer, &mut plugin, &mut got).await);
+        assert_eq!(last_line(&got), r#"{"urgent":1}"#);
+
+        // Each pong reopens the window, until the whole burst is through, in order.
+        let mut acks = 0;
+        while got.iter().filter(|b| **b == b'x').count() < LINES * 995 {
+            let mut upto = None;
+            while let Ok(ticket) = tickets.try_recv() {
+                upto = Some(ticket.upto);
+            }
+            let upto = upto.expect("the writer waits only behind a ping");
+            acked_tx.send_replace(upto);
+            acks += 1;
+            assert!(acks < 100, "the burst never got through");
+            let before = got.len();
+            assert!(!run_until_idle(&mut writer, &mut plugin, &mut got).await);
+            assert!(got.len() > before, "an ack let nothing more through");
+        }
+        let events: Vec<&str> = std::str::from_utf8(&got)
+            .expect("utf-8")
+            .lines()
+            .filter(|l| l.ends_with('x'))
+            .collect();
+        assert_eq!(events.len(), LINES);
+        for (i, line) in events.iter().enumerate() {
+            assert!(
+                line.starts_with(&format!("{i:04}")),
+                "line {i} out of order"
+            );
+        }
+
+        // The goodbye path: the urgent sender gone, the writer ends.
+        drop(urgent_tx);
+        assert!(run_until_idle(&mut writer, &mut plugin, &mut got).await);
+    }
 }
