@@ -240,14 +240,26 @@ impl Storage {
     /// The value at `key` in `namespace`, or `None` if there is none.
     pub async fn get(&self, namespace: &str, key: &Key) -> Result<Option<Value>, KvError> {
         self.guarded(namespace, "get", async {
-            let text: Option<String> = on_connection!(self, reader, |conn, sql| {
-                sqlx::query_scalar(sql.get)
-                    .bind(namespace)
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(CallError::from)
-            })?;
+            let now = match self.backend() {
+                Backend::Sqlite(db) => db.read_now(|conn| {
+                    use rusqlite::OptionalExtension;
+                    conn.prepare_cached(SQLITE.get)?
+                        .query_row((namespace, key.as_str()), |row| row.get::<_, String>(0))
+                        .optional()
+                }),
+                Backend::Postgres(_) => None,
+            };
+            let text: Option<String> = match now {
+                Some(text) => text,
+                None => on_connection!(self, reader, |conn, sql| {
+                    sqlx::query_scalar(sql.get)
+                        .bind(namespace)
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(CallError::from)
+                })?,
+            };
             text.map(|text| parse_stored(key.as_str(), &text))
                 .transpose()
         })
