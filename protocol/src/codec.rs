@@ -8,8 +8,10 @@
 use std::marker::PhantomData;
 
 use bytes::{Buf, BufMut, BytesMut};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 use tokio_util::codec::{Decoder, Encoder};
+
+use crate::decode::DecodeLine;
 
 /// A line that could not be decoded. Decoding goes on with the next line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,8 +61,11 @@ impl<D, E> Default for NdjsonCodec<D, E> {
     }
 }
 
-fn parse_line<D: DeserializeOwned>(line: &[u8]) -> Result<D, LineError> {
+fn parse_line<D: DecodeLine>(line: &[u8]) -> Result<D, LineError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if let Some(msg) = D::decode_line(line) {
+        return Ok(msg);
+    }
     serde_json::from_slice(line).map_err(|err| LineError::Malformed {
         reason: explain(&err, line),
         start: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
@@ -118,16 +123,14 @@ fn explain(err: &serde_json::Error, line: &[u8]) -> String {
     }
 }
 
-impl<D: DeserializeOwned, E> Decoder for NdjsonCodec<D, E> {
+impl<D: DecodeLine, E> Decoder for NdjsonCodec<D, E> {
     type Item = Result<D, LineError>;
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
         loop {
             let scan_to = buf.len().min(self.max_length.saturating_add(1));
-            let newline = buf[self.next_index.min(scan_to)..scan_to]
-                .iter()
-                .position(|b| *b == b'\n')
+            let newline = memchr::memchr(b'\n', &buf[self.next_index.min(scan_to)..scan_to])
                 .map(|i| i + self.next_index.min(scan_to));
             match (self.discarding, newline) {
                 (true, Some(at)) => {
