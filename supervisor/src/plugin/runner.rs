@@ -773,15 +773,15 @@ async fn write_lines(
     let mut pinged: u64 = 0;
     let ping = |batch: &mut Vec<u8>, written: &mut u64, message: Option<Arc<Message>>| {
         let id = PingId(next_ping.fetch_add(1, Ordering::Relaxed));
-        if let Some(line) = encode(&ToPlugin::Ping(Ping { id })) {
-            add(batch, &line);
-            *written += line.len() as u64;
-            let _ = tickets.send(Ticket {
-                ping: id,
-                message,
-                upto: *written,
-            });
-        }
+        let mut buf = [0u8; PING_LINE_MAX];
+        let line = ping_line(id, &mut buf);
+        add(batch, line);
+        *written += line.len() as u64;
+        let _ = tickets.send(Ticket {
+            ping: id,
+            message,
+            upto: *written,
+        });
         *written
     };
     let mut last = false;
@@ -839,6 +839,20 @@ async fn write_lines(
         batch.clear();
         crate::memory::release_after_burst(inbox.drained());
     }
+}
+
+/// The longest ping line: `{"type":"ping","id":18446744073709551615}` and its newline.
+const PING_LINE_MAX: usize = 48;
+
+/// A ping as a protocol line, the same bytes [`encode`] gives, written into `buf`: one follows
+/// every command, so it is written without serde and without allocating.
+fn ping_line(id: PingId, buf: &mut [u8; PING_LINE_MAX]) -> &[u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // Invariant: the longest line fits in the buffer, so the write cannot fail.
+    let _ = writeln!(cursor, r#"{{"type":"ping","id":{}}}"#, id.0);
+    let end = cursor.position() as usize;
+    &buf[..end]
 }
 
 /// What the writer takes next.
@@ -915,6 +929,15 @@ mod tests {
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         std::str::from_utf8(&body[start..]).expect("utf-8")
+    }
+
+    #[test]
+    fn a_ping_line_is_what_serde_writes() {
+        for id in [0, 1, 42, u64::MAX] {
+            let mut buf = [0u8; PING_LINE_MAX];
+            let want = encode(&ToPlugin::Ping(Ping { id: PingId(id) })).expect("encodes");
+            assert_eq!(ping_line(PingId(id), &mut buf), &want[..]);
+        }
     }
 
     #[tokio::test]
