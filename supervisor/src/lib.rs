@@ -41,6 +41,12 @@ pub enum Frontend {
     Console(ConsoleOptions),
 }
 
+/// A frontend with what it needs, checked before anything starts.
+enum Ready {
+    Irc(Box<irc::IrcSettings>),
+    Console(ConsoleOptions),
+}
+
 /// Options that are not configuration.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -65,6 +71,9 @@ pub enum RunError {
         #[source]
         source: hamper_storage::StorageError,
     },
+    /// The TLS roots cannot be loaded.
+    #[error("failed to load the TLS roots: {0}")]
+    Tls(#[from] irc::tls::CaFileError),
     /// Reading the console failed.
     #[error("console i/o failed: {0}")]
     Io(#[from] std::io::Error),
@@ -84,9 +93,14 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    if matches!(frontend, Frontend::Irc) {
-        config.check_runnable()?;
-    }
+    // Everything the IRC connection needs is checked before any plugin starts.
+    let frontend = match frontend {
+        Frontend::Irc => {
+            config.check_runnable()?;
+            Ready::Irc(Box::new(irc::IrcSettings::from_config(&config)?))
+        }
+        Frontend::Console(opts) => Ready::Console(opts),
+    };
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -148,11 +162,11 @@ pub async fn run(
     }
 
     let result = match frontend {
-        Frontend::Irc => {
+        Ready::Irc(irc_settings) => {
             // A task of its own, so that the socket is served by the runtime's workers rather
             // than handed to and from the thread that blocks on `run`.
             let session = tokio::spawn(irc::run(
-                irc::IrcSettings::from_config(&config),
+                *irc_settings,
                 net_in_tx,
                 net_out_rx,
                 shutdown.clone(),
@@ -162,7 +176,7 @@ pub async fn run(
             }
             Ok(())
         }
-        Frontend::Console(opts) => {
+        Ready::Console(opts) => {
             let input = tokio::io::BufReader::new(tokio::io::stdin());
             tokio::select! {
                 r = console::run(opts, config.nickname.clone(), input, tokio::io::stdout(), net_in_tx, net_out_rx, router_ctl.clone()) => r.map_err(RunError::from),

@@ -6,9 +6,11 @@
 //! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use rustls::RootCertStore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +23,7 @@ use super::codec::IrcLineCodec;
 use super::message::{build, parse, split_source, IrcMessage};
 use super::outbound::{render, MAX_PIECES};
 use super::pacing::Pacer;
+use super::tls::CaFileError;
 use crate::chat::{Inbound, Outbound, Source};
 use crate::config::{ChannelSpec, Config, Flood, Secret};
 use crate::plugin::restart::Backoff;
@@ -53,6 +56,8 @@ pub struct IrcSettings {
     pub ssl: bool,
     /// Verify the certificate.
     pub ssl_verify: bool,
+    /// The roots a verified certificate chain may end in (empty when nothing is verified).
+    pub ssl_roots: Arc<RootCertStore>,
     /// Wanted nick.
     pub nickname: String,
     /// Server password.
@@ -74,13 +79,20 @@ pub struct IrcSettings {
 }
 
 impl IrcSettings {
-    /// The settings from a config that passed [`Config::check_runnable`].
-    pub fn from_config(config: &Config) -> IrcSettings {
-        IrcSettings {
+    /// The settings from a config that passed [`Config::check_runnable`], with the TLS roots
+    /// loaded when certificates are to be verified.
+    pub fn from_config(config: &Config) -> Result<IrcSettings, CaFileError> {
+        let ssl_roots = if config.ssl && config.ssl_verify {
+            super::tls::trusted_roots(None)?
+        } else {
+            RootCertStore::empty()
+        };
+        Ok(IrcSettings {
             server: config.server.clone().unwrap_or_default(),
             port: config.port,
             ssl: config.ssl,
             ssl_verify: config.ssl_verify,
+            ssl_roots: Arc::new(ssl_roots),
             nickname: config.nickname.clone(),
             password: config.password.clone(),
             channels: config.channels.clone(),
@@ -93,7 +105,7 @@ impl IrcSettings {
             flood: config.flood,
             rejoin_on_kick: config.rejoin_on_kick,
             owners: config.owners.clone(),
-        }
+        })
     }
 }
 
@@ -156,7 +168,13 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         if settings.ssl {
-            let tls = super::tls::connect(tcp, &settings.server, settings.ssl_verify).await?;
+            let tls = super::tls::connect(
+                tcp,
+                &settings.server,
+                settings.ssl_verify,
+                &settings.ssl_roots,
+            )
+            .await?;
             Ok::<Box<dyn Io>, std::io::Error>(Box::new(tls))
         } else {
             Ok(Box::new(tcp) as Box<dyn Io>)

@@ -5,6 +5,6 @@ pub mod connection;
 pub mod message;
 pub mod outbound;
 pub mod pacing;
-mod tls;
+pub mod tls;
 
 pub use connection::{run, IrcSettings};
