@@ -845,3 +845,17 @@ fn the_block_parser_handles_indented_fences() {
     assert_eq!((blocks[1].line, blocks[1].body.as_str()), (7, "{}\n"));
     assert!(Path::new(&docs_dir()).is_dir());
 }
+
+/// The Procfile `docs/heroku.md` shows is the repository's, which `heroku.rs` runs.
+#[test]
+fn the_procfile_in_heroku_md_is_the_repositorys() {
+    let doc = read_doc("heroku.md");
+    let shown: Vec<String> = fenced_blocks(&doc)
+        .into_iter()
+        .filter(|b| b.body.starts_with("irc:"))
+        .map(|b| b.body)
+        .collect();
+    let procfile = std::fs::read_to_string(hamper_tests::workspace_root().join("Procfile"))
+        .expect("read the Procfile");
+    assert_eq!(shown, vec![procfile], "the Procfile block of heroku.md");
+}
