@@ -71,9 +71,6 @@ pub enum RunError {
         #[source]
         source: hamper_storage::StorageError,
     },
-    /// The TLS roots cannot be loaded.
-    #[error("failed to load the TLS roots: {0}")]
-    Tls(#[from] irc::tls::CaFileError),
     /// Reading the console failed.
     #[error("console i/o failed: {0}")]
     Io(#[from] std::io::Error),

@@ -250,7 +250,7 @@ fn check_config(config: &Config) -> ExitCode {
     }
     // Each plugin's program, as the runner would check it before starting it (and a missing
     // script after an interpreter, which only the plugin's own stderr would reveal).
-    let errors: Vec<KeyError> = config
+    let mut errors: Vec<KeyError> = config
         .plugins
         .iter()
         .enumerate()
@@ -264,6 +264,12 @@ fn check_config(config: &Config) -> ExitCode {
             })
         })
         .collect();
+    // The CA file, as `hamper run` reads it before connecting.
+    if let Some(path) = &config.ssl_ca {
+        if let Err(err) = hamper::irc::tls::read_ca_file(path) {
+            errors.insert(0, err.key_error());
+        }
+    }
     if !errors.is_empty() {
         eprintln!("hamper: {}", ConfigError { errors });
         return ExitCode::from(2);

@@ -417,6 +417,20 @@ fn config_error_transcripts_are_what_hamper_prints() {
     );
 
     let sb = Sandbox::new();
+    std::fs::write(sb.path().join("irc-ca.der"), b"\x30\x82\x03\x1d DER").unwrap();
+    let out = sb
+        .hamper()
+        .arg("check-config")
+        .env("ssl_ca", "irc-ca.der")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "ssl_ca=irc-ca.der")
+    );
+
+    let sb = Sandbox::new();
     sb.write_config("port: lots\nchannels: [hamper]\nplugins: [karma, {command: [x]}]\n");
     let out = sb.hamper().arg("check-config").output().expect("run");
     assert_eq!(out.status.code(), Some(2));

@@ -40,6 +40,7 @@ impl Config {
             "port": self.port,
             "ssl": self.ssl,
             "ssl_verify": self.ssl_verify,
+            "ssl_ca": self.ssl_ca,
             "channels": self.channels.iter().map(|c| match c.key {
                 Some(_) => format!("{} {}", c.name, mask()),
                 None => c.name.clone(),

@@ -23,9 +23,8 @@ use super::codec::IrcLineCodec;
 use super::message::{build, parse, split_source, IrcMessage};
 use super::outbound::{render, MAX_PIECES};
 use super::pacing::Pacer;
-use super::tls::CaFileError;
 use crate::chat::{Inbound, Outbound, Source};
-use crate::config::{ChannelSpec, Config, Flood, Secret};
+use crate::config::{ChannelSpec, Config, ConfigError, Flood, Secret};
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -81,9 +80,12 @@ pub struct IrcSettings {
 impl IrcSettings {
     /// The settings from a config that passed [`Config::check_runnable`], with the TLS roots
     /// loaded when certificates are to be verified.
-    pub fn from_config(config: &Config) -> Result<IrcSettings, CaFileError> {
-        let ssl_roots = if config.ssl && config.ssl_verify {
-            super::tls::trusted_roots(None)?
+    pub fn from_config(config: &Config) -> Result<IrcSettings, ConfigError> {
+        // A CA file is read whenever it is named, so a bad one is noticed before it matters.
+        let ssl_roots = if (config.ssl && config.ssl_verify) || config.ssl_ca.is_some() {
+            super::tls::trusted_roots(config.ssl_ca.as_deref()).map_err(|err| ConfigError {
+                errors: vec![err.key_error()],
+            })?
         } else {
             RootCertStore::empty()
         };

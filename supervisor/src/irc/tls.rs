@@ -19,6 +19,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use crate::config::KeyError;
+
 /// Why the `ssl_ca` file cannot be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum CaFileError {
@@ -31,13 +33,19 @@ pub enum CaFileError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not PEM, or holds no certificate.
-    #[error("{path} holds no PEM certificate ({problem})")]
+    /// The file is not valid PEM.
+    #[error("{path} is not valid PEM: {problem}")]
+    BadPem {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader says.
+        problem: String,
+    },
+    /// The file holds no certificate.
+    #[error("{path} holds no PEM certificate (no -----BEGIN CERTIFICATE----- section)")]
     NoCertificate {
         /// The file.
         path: PathBuf,
-        /// What the PEM reader found instead.
-        problem: String,
     },
     /// A certificate in the file cannot serve as a root.
     #[error("{path}: certificate {index} cannot be trusted: {source}")]
@@ -53,11 +61,21 @@ pub enum CaFileError {
 }
 
 impl CaFileError {
-    /// What to do about it, for the config error that names `ssl_ca`.
-    pub fn fix(&self) -> &'static str {
+    /// The problem as a configuration error naming `ssl_ca`, with the fix.
+    pub fn key_error(&self) -> KeyError {
+        KeyError {
+            key: "ssl_ca".to_string(),
+            problem: self.to_string(),
+            fix: self.fix().to_string(),
+        }
+    }
+
+    fn fix(&self) -> &'static str {
         match self {
             CaFileError::Unreadable { .. } => "set ssl_ca to the path of a readable PEM file holding the server's CA certificate, or leave it out to trust the public and system CAs only",
-            CaFileError::NoCertificate { .. } | CaFileError::BadCertificate { .. } => "give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----), e.g. converted with `openssl x509 -inform der -in ca.der -out ca.pem`",
+            CaFileError::BadPem { .. }
+            | CaFileError::NoCertificate { .. }
+            | CaFileError::BadCertificate { .. } => "give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----), e.g. converted with `openssl x509 -inform der -in ca.der -out ca.pem`",
         }
     }
 }
@@ -70,14 +88,13 @@ pub fn read_ca_file(path: &Path) -> Result<RootCertStore, CaFileError> {
     })?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| CaFileError::NoCertificate {
+        .map_err(|err| CaFileError::BadPem {
             path: path.to_path_buf(),
             problem: err.to_string(),
         })?;
     if certs.is_empty() {
         return Err(CaFileError::NoCertificate {
             path: path.to_path_buf(),
-            problem: "no -----BEGIN CERTIFICATE----- section".to_string(),
         });
     }
     let mut roots = RootCertStore::empty();
@@ -207,5 +224,52 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8]) -> Result<RootCertStore, CaFileError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, text).expect("write");
+        read_ca_file(&path)
+    }
+
+    #[test]
+    fn a_ca_file_without_a_usable_certificate_is_refused_with_the_reason() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"", "holds no PEM certificate"),
+            (b"\x30\x82\x01\x0a binary DER", "holds no PEM certificate"),
+            (
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "holds no PEM certificate",
+            ),
+            (
+                b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+                "is not valid PEM",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = read(text).expect_err("refused");
+            assert!(err.to_string().contains(want), "{err} for {text:?}");
+            assert_eq!(err.key_error().key, "ssl_ca");
+        }
+        let err = read(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .expect_err("not a certificate");
+        assert!(
+            matches!(err, CaFileError::BadCertificate { index: 1, .. }),
+            "{err}"
+        );
+        let missing = read_ca_file(Path::new("/nonexistent/ca.pem")).expect_err("missing");
+        assert!(missing.key_error().fix.contains("readable PEM file"));
+    }
+
+    #[test]
+    fn the_public_roots_are_trusted_without_a_ca_file() {
+        let roots = trusted_roots(None).expect("roots");
+        assert!(roots.len() >= webpki_roots::TLS_SERVER_ROOTS.len());
     }
 }
