@@ -17,6 +17,7 @@ pub mod mask;
 pub mod outbound;
 pub mod plugin;
 pub mod queue;
+pub mod redact;
 pub mod router;
 
 use std::sync::Arc;
