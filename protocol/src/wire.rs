@@ -292,7 +292,8 @@ pub struct Message {
     /// The sender's host, when known.
     #[serde(default)]
     pub host: Option<String>,
-    /// The sender's services account, when known.
+    /// The sender's services account, when the server tags the message with it
+    /// (IRCv3 `account-tag`).
     #[serde(default)]
     pub account: Option<String>,
     /// The text exactly as received (for an action, the action text).
@@ -313,7 +314,8 @@ pub struct Message {
     /// Whether this is a `/me` action.
     #[serde(default)]
     pub action: bool,
-    /// When the host received it, in milliseconds since the Unix epoch.
+    /// When it was sent, in milliseconds since the Unix epoch: the server's time for it
+    /// (IRCv3 `server-time`) when it gives one, else when the host received it.
     #[serde(default)]
     pub time: u64,
 }

@@ -56,6 +56,9 @@ pub enum Inbound {
         text: String,
         /// Whether it was a CTCP ACTION.
         action: bool,
+        /// When the server says it was sent (IRCv3 `server-time`), in milliseconds since the
+        /// Unix epoch; `None` when it did not say.
+        time: Option<u64>,
     },
     /// A JOIN.
     Join {

@@ -157,6 +157,7 @@ where
                 target,
                 text,
                 action,
+                time: None,
             },
         )
         .await;

@@ -75,6 +75,9 @@ pub enum RunError {
     /// Reading the console failed.
     #[error("console i/o failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The IRC connection cannot go on (a required SASL login failed).
+    #[error(transparent)]
+    Irc(#[from] irc::IrcError),
 }
 
 /// Room for events from the network waiting for the router: a burst of tens of thousands of
@@ -169,10 +172,13 @@ pub async fn run(
                 net_out_rx,
                 shutdown.clone(),
             ));
-            if let Err(err) = session.await {
-                tracing::error!(error = %err, "the irc connection task failed");
+            match session.await {
+                Ok(result) => result.map_err(RunError::from),
+                Err(err) => {
+                    tracing::error!(error = %err, "the irc connection task failed");
+                    Ok(())
+                }
             }
-            Ok(())
         }
         Ready::Console(opts) => {
             let input = tokio::io::BufReader::new(tokio::io::stdin());

@@ -279,6 +279,12 @@ fn check_config(config: &Config) -> ExitCode {
             errors.insert(0, err.key_error());
         }
     }
+    // The client certificate and its key, likewise.
+    if let (Some(cert), Some(key)) = (&config.ssl_cert, &config.ssl_key) {
+        if let Err(err) = hamper::irc::tls::read_client_identity(cert, key) {
+            errors.insert(0, err.key_error());
+        }
+    }
     if !errors.is_empty() {
         say!("hamper: {}", ConfigError { errors });
         return ExitCode::from(2);

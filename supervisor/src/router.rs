@@ -320,7 +320,11 @@ impl Router {
                 target,
                 text,
                 action,
-            } => self.on_privmsg(source, target, text, action).await,
+                time,
+            } => {
+                let time = time.unwrap_or_else(now_ms);
+                self.on_privmsg(source, target, text, action, time).await
+            }
             Inbound::Join { source, channel } => {
                 let is_bot = self.is_me(&source.nick);
                 if is_bot
@@ -454,7 +458,14 @@ impl Router {
         }
     }
 
-    async fn on_privmsg(&mut self, source: Source, target: String, text: String, action: bool) {
+    async fn on_privmsg(
+        &mut self,
+        source: Source,
+        target: String,
+        text: String,
+        action: bool,
+        time: u64,
+    ) {
         if self.is_me(&source.nick) {
             return;
         }
@@ -478,7 +489,7 @@ impl Router {
             target: addressed.target,
             private,
             action,
-            time: now_ms(),
+            time,
         };
         let sub = if action {
             Subscription::Action

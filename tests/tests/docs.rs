@@ -431,6 +431,19 @@ fn config_error_transcripts_are_what_hamper_prints() {
     );
 
     let sb = Sandbox::new();
+    let out = sb
+        .hamper()
+        .arg("check-config")
+        .env("sasl_mechanism", "EXTERNAL")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "sasl_mechanism=EXTERNAL hamper check-config")
+    );
+
+    let sb = Sandbox::new();
     sb.write_config("port: lots\nchannels: [hamper]\nplugins: [karma, {command: [x]}]\n");
     let out = sb.hamper().arg("check-config").output().expect("run");
     assert_eq!(out.status.code(), Some(2));

@@ -9,50 +9,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use hamper_tests::ircd::{accept_within, IrcClient};
+use hamper_tests::scripted::{bot_and_peer, bot_command, registered_bot};
 use hamper_tests::{Sandbox, Session};
 
 const T: Duration = Duration::from_secs(20);
-
-/// Starts `hamper run` against a fake server on a free port, with `env` on top of a password
-/// and a keyed channel, and accepts its connection.
-fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sb = Sandbox::new();
-    let mut cmd = sb.hamper();
-    cmd.arg("run")
-        .env("RUST_LOG", "trace")
-        .env("server", "127.0.0.1")
-        .env("port", port.to_string())
-        .env("password", "s3cr3t-pass")
-        .env("channels", "[\"#keyed sesame-key\"]")
-        .env("plugins", "[karma]")
-        .envs(env.iter().copied());
-    let bot = Session::start(cmd);
-    let stream = accept_within(&listener, T, "the bot's connection");
-    (sb, bot, IrcClient::from_stream(stream))
-}
-
-/// The bot as `hb`, with no password, karma and the misbehaving fixture as `bad` in `mode`
-/// (`extra` adds to its entry), `env` on top; registered and joined to `#keyed`.
-fn registered_bot(mode: &str, extra: &str, env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
-    let plugins = format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: {mode}}}{extra}}}]",
-        hamper_tests::bin("hamper-misbehave").display()
-    );
-    let mut all = vec![
-        ("nickname", "hb"),
-        ("password", ""),
-        ("plugins", plugins.as_str()),
-        ("RUST_LOG", "info"),
-    ];
-    all.extend_from_slice(env);
-    let (sb, bot, mut peer) = bot_and_peer(&all);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
-    (sb, bot, peer)
-}
 
 #[test]
 fn registration_nickserv_keyed_join_ping_hostile_lines_and_quit() {
@@ -184,17 +144,18 @@ fn a_silent_server_is_pinged_then_left_for_a_new_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let sb = Sandbox::new();
-    let mut cmd = sb.hamper();
-    cmd.arg("run")
-        .env("RUST_LOG", "info")
-        .env("server", "127.0.0.1")
-        .env("port", port.to_string())
-        .env("nickname", "hb")
-        .env("channels", "[\"#quiet\"]")
-        .env("plugins", "[karma]")
-        .env("ping_interval", "0.5")
-        .env("ping_timeout", "0.5");
-    let bot = Session::start(cmd);
+    let bot = Session::start(bot_command(
+        &sb,
+        port,
+        &[
+            ("RUST_LOG", "info"),
+            ("nickname", "hb"),
+            ("password", ""),
+            ("channels", "[\"#quiet\"]"),
+            ("ping_interval", "0.5"),
+            ("ping_timeout", "0.5"),
+        ],
+    ));
     let mut peer = IrcClient::from_stream(accept_within(&listener, T, "the bot's connection"));
     peer.answer_pings = false;
     peer.expect(T, "USER", |l| l.starts_with("USER "));

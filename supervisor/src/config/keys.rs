@@ -8,11 +8,14 @@ use serde_json::{Map, Value};
 use hamper_protocol::names::valid_nick;
 
 use super::error::{ConfigError, KeyError};
+use super::login::parse_login;
 use super::model::{
     ChannelSpec, Config, Flood, LogFormat, PluginSpec, Secret, DEFAULT_DB, DEFAULT_PLUGINS,
 };
 use super::plugins::parse_plugins;
-use super::value::{as_bool, boolean, edit_distance, scalar_string, seconds, show, string_list};
+use super::value::{
+    as_bool, boolean, edit_distance, path, scalar_string, seconds, show, string_list,
+};
 
 /// The keys hamper itself understands; any other top-level key is a plugin's section.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -22,8 +25,14 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ssl",
     "ssl_verify",
     "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
     "channels",
     "password",
+    "sasl_username",
+    "sasl_password",
+    "sasl_mechanism",
+    "sasl_required",
     "db",
     "plugins",
     "command_prefix",
@@ -85,20 +94,12 @@ impl Config {
             "leave it out (certificates are verified) or set ssl_verify: false for a self-signed test server",
             &mut errors,
         );
-        let ssl_ca = match get("ssl_ca") {
-            None => None,
-            Some(v) => match scalar_string(v).filter(|p| !p.trim().is_empty()) {
-                Some(path) => Some(PathBuf::from(path)),
-                None => {
-                    errors.push(KeyError::new(
-                        "ssl_ca",
-                        &format!("`{}` is not a file path", show(v)),
-                        "set ssl_ca to the path of a PEM file holding the server's CA certificate, e.g. ssl_ca: /etc/hamper/irc-ca.pem",
-                    ));
-                    None
-                }
-            },
-        };
+        let ssl_ca = path(
+            get("ssl_ca"),
+            "ssl_ca",
+            "set ssl_ca to the path of a PEM file holding the server's CA certificate, e.g. ssl_ca: /etc/hamper/irc-ca.pem",
+            &mut errors,
+        );
         let port = match get("port") {
             None => {
                 if ssl {
@@ -140,6 +141,8 @@ impl Config {
                 }
             },
         };
+        let mut warnings = Vec::new();
+        let login = parse_login(get, ssl, &mut errors, &mut warnings);
         let db = match get("db") {
             None => DEFAULT_DB.to_string(),
             Some(v) => scalar_string(v).filter(|s| !s.is_empty()).unwrap_or_else(|| {
@@ -242,7 +245,6 @@ impl Config {
         }
         // Other top-level keys are kept as sections too (for `hamper plugin NAME` and plugins
         // enabled later), but one that looks like a misspelt core key is worth a warning.
-        let mut warnings = Vec::new();
         for (key, value) in &map {
             if KNOWN_KEYS.contains(&key.as_str()) || sections.contains_key(key) {
                 continue;
@@ -265,8 +267,11 @@ impl Config {
                 ssl,
                 ssl_verify,
                 ssl_ca,
+                ssl_cert: login.ssl_cert,
+                ssl_key: login.ssl_key,
                 channels,
                 password,
+                sasl: login.sasl,
                 db: Secret(db),
                 plugins,
                 command_prefix,

@@ -13,6 +13,7 @@
 
 mod error;
 mod keys;
+mod login;
 mod model;
 mod plugins;
 mod present;
@@ -25,6 +26,6 @@ mod tests;
 pub use error::{ConfigError, KeyError};
 pub use keys::KNOWN_KEYS;
 pub use model::{
-    ChannelSpec, Config, Flood, Grant, LogFormat, PluginLimits, PluginSpec, Secret, DEFAULT_DB,
-    DEFAULT_INBOX, DEFAULT_PLUGINS,
+    ChannelSpec, Config, Flood, Grant, LogFormat, PluginLimits, PluginSpec, Sasl, SaslMechanism,
+    Secret, DEFAULT_DB, DEFAULT_INBOX, DEFAULT_PLUGINS,
 };

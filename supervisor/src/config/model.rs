@@ -20,6 +20,11 @@ pub const DEFAULT_DB: &str = "sqlite:hamper.db";
 pub struct Secret(pub(super) String);
 
 impl Secret {
+    /// Wraps a value that must not be shown.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -30,6 +35,39 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"********\"")
     }
+}
+
+/// How the bot logs in with SASL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// Account name and password (`sasl_username`, `sasl_password`).
+    Plain {
+        /// The account name.
+        username: String,
+        /// Its password.
+        password: Secret,
+    },
+    /// The TLS client certificate (`ssl_cert`, `ssl_key`).
+    External,
+}
+
+impl SaslMechanism {
+    /// The name servers use for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SaslMechanism::Plain { .. } => "PLAIN",
+            SaslMechanism::External => "EXTERNAL",
+        }
+    }
+}
+
+/// A SASL login, completed before registration ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    /// How to log in.
+    pub mechanism: SaslMechanism,
+    /// Whether a failed login stops the bot (`sasl_required`, default true).
+    pub required: bool,
 }
 
 /// A channel to join, with its key.
@@ -158,10 +196,16 @@ pub struct Config {
     pub ssl_verify: bool,
     /// A PEM file of CA certificates trusted besides the public and system roots.
     pub ssl_ca: Option<PathBuf>,
+    /// A PEM file with the client certificate presented in the TLS handshake.
+    pub ssl_cert: Option<PathBuf>,
+    /// A PEM file with that certificate's private key.
+    pub ssl_key: Option<PathBuf>,
     /// Channels to join.
     pub channels: Vec<ChannelSpec>,
-    /// Server password (PASS), also used to identify with NickServ.
+    /// Server password (PASS), also used to identify with NickServ when there is no SASL login.
     pub password: Option<Secret>,
+    /// The SASL login, when one is configured.
+    pub sasl: Option<Sasl>,
     /// The database URL: a SQLite file or `postgres://…`.
     pub db: Secret,
     /// The plugins to run, in order.

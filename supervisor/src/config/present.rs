@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::{json, Map, Value};
 
-use super::model::{Config, Flood, LogFormat};
+use super::model::{Config, Flood, LogFormat, SaslMechanism, Secret};
 use crate::redact::{looks_secret, Redactor, MASK};
 
 impl Config {
@@ -49,6 +49,15 @@ impl Config {
                 None => c.name.clone(),
             }).collect::<Vec<_>>(),
             "password": self.password.as_ref().map(|_| mask()),
+            "ssl_cert": self.ssl_cert,
+            "ssl_key": self.ssl_key,
+            "sasl_mechanism": self.sasl.as_ref().map(|s| s.mechanism.name()),
+            "sasl_username": match self.sasl.as_ref().map(|s| &s.mechanism) {
+                Some(SaslMechanism::Plain { username, .. }) => Some(username.as_str()),
+                _ => None,
+            },
+            "sasl_password": self.sasl_password().map(|_| mask()),
+            "sasl_required": self.sasl.as_ref().map(|s| s.required),
             "db": hamper_storage::redact_url(self.db.expose()),
             "plugins": plugins,
             "command_prefix": self.command_prefix,
@@ -87,6 +96,7 @@ impl Config {
             .pulled_from_env
             .iter()
             .chain(&self.password)
+            .chain(self.sasl_password())
             .chain(self.channels.iter().filter_map(|c| c.key.as_ref()))
             .map(|s| s.expose().to_string())
             .collect();
@@ -109,6 +119,15 @@ impl Config {
     /// A redactor for [`Config::secret_values`].
     pub fn redactor(&self) -> Redactor {
         Redactor::new(self.secret_values())
+    }
+}
+
+impl Config {
+    fn sasl_password(&self) -> Option<&Secret> {
+        match self.sasl.as_ref().map(|s| &s.mechanism) {
+            Some(SaslMechanism::Plain { password, .. }) => Some(password),
+            _ => None,
+        }
     }
 }
 

@@ -312,3 +312,94 @@ fn ssl_ca_is_a_path_from_the_file_or_the_environment() {
     assert_eq!(err.errors[0].key, "ssl_ca");
     assert!(err.errors[0].fix.contains("PEM file"), "{}", err.errors[0]);
 }
+
+#[test]
+fn sasl_plain_from_the_environment_is_masked() {
+    let c = load_str(
+        "",
+        &[
+            ("sasl_username", "hamperbot"),
+            ("sasl_password", "sasl pass phrase"),
+        ],
+    )
+    .expect("valid");
+    let sasl = c.sasl.clone().expect("a login");
+    assert!(sasl.required, "required unless said otherwise");
+    match &sasl.mechanism {
+        SaslMechanism::Plain { username, password } => {
+            assert_eq!(username, "hamperbot");
+            assert_eq!(password.expose(), "sasl pass phrase");
+        }
+        other => panic!("{other:?}"),
+    }
+    let shown = serde_json::to_string(&c.masked()).expect("json");
+    assert!(!shown.contains("sasl pass phrase"), "{shown}");
+    assert_eq!(c.masked()["sasl_password"], json!("********"));
+    assert_eq!(c.masked()["sasl_username"], json!("hamperbot"));
+    assert_eq!(c.masked()["sasl_mechanism"], json!("PLAIN"));
+    assert!(!format!("{c:?}").contains("sasl pass phrase"));
+    let redacted = c.redactor().redact("said sasl pass phrase").into_owned();
+    assert!(!redacted.contains("sasl pass phrase"), "{redacted}");
+
+    let c = load_str(
+        "sasl_username: a\nsasl_password: b\nsasl_required: false\n",
+        &[],
+    )
+    .expect("valid");
+    assert!(!c.sasl.expect("a login").required);
+    assert_eq!(Config::defaults().sasl, None);
+}
+
+#[test]
+fn sasl_mistakes_name_the_key_and_the_fix() {
+    let key_of = |yaml: &str| -> Vec<String> {
+        load_str(yaml, &[])
+            .expect_err("refused")
+            .errors
+            .iter()
+            .map(|e| e.key.clone())
+            .collect()
+    };
+    assert_eq!(key_of("sasl_username: a\n"), ["sasl_password"]);
+    assert_eq!(key_of("sasl_password: b\n"), ["sasl_username"]);
+    assert_eq!(key_of("sasl_mechanism: PLAIN\n"), ["sasl_username"]);
+    assert_eq!(
+        key_of("ssl: true\nsasl_mechanism: EXTERNAL\n"),
+        ["ssl_cert"]
+    );
+    assert_eq!(
+        key_of("sasl_mechanism: EXTERNAL\nssl_cert: c.pem\nssl_key: k.pem\n"),
+        ["ssl"]
+    );
+    assert_eq!(key_of("ssl: true\nssl_cert: c.pem\n"), ["ssl_key"]);
+    assert_eq!(key_of("ssl: true\nssl_key: k.pem\n"), ["ssl_cert"]);
+    assert_eq!(key_of("sasl_required: maybe\n"), ["sasl_required"]);
+    let err = load_str("sasl_mechanism: SCRAM-SHA-256\n", &[]).expect_err("unknown");
+    assert_eq!(err.errors[0].key, "sasl_mechanism");
+    assert!(
+        err.errors[0].problem.contains("SCRAM-SHA-256"),
+        "{}",
+        err.errors[0]
+    );
+    assert!(
+        err.errors[0].fix.contains("PLAIN") && err.errors[0].fix.contains("EXTERNAL"),
+        "{}",
+        err.errors[0]
+    );
+    let err = load_str("sasl_username: a\nsasl_password: [x]\n", &[]).expect_err("a list");
+    assert_eq!(err.errors[0].key, "sasl_password");
+
+    let c = load_str(
+        "ssl: true\nsasl_mechanism: external\nssl_cert: c.pem\nssl_key: k.pem\n",
+        &[],
+    )
+    .expect("valid");
+    assert_eq!(c.sasl.expect("a login").mechanism, SaslMechanism::External);
+    assert_eq!(c.ssl_cert.as_deref(), Some(std::path::Path::new("c.pem")));
+    let c = load_str("ssl_cert: c.pem\nssl_key: k.pem\n", &[]).expect("valid");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("ssl: true")),
+        "{:?}",
+        c.warnings
+    );
+}

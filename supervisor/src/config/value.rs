@@ -1,5 +1,6 @@
 //! Reading one YAML value as a string, list, flag, number of seconds; shared by every key.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -65,6 +66,27 @@ pub(super) fn seconds(
                 &format!("leave it out ({default} s) or write e.g. {key}: {default}"),
             ));
             Duration::from_secs(default)
+        }
+    }
+}
+
+/// A file path, `None` when absent; a value that is no path is an error with `fix`.
+pub(super) fn path(
+    value: Option<&Value>,
+    key: &str,
+    fix: &str,
+    errors: &mut Vec<KeyError>,
+) -> Option<PathBuf> {
+    let v = value?;
+    match scalar_string(v).filter(|p| !p.trim().is_empty()) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            errors.push(KeyError::new(
+                key,
+                &format!("`{}` is not a file path", show(v)),
+                fix,
+            ));
+            None
         }
     }
 }

@@ -1,15 +1,19 @@
 //! The one IRC connection: connect, register, join, keep alive, reconnect.
 //!
-//! One task owns the socket. Incoming lines become [`Inbound`] events; [`Outbound`] commands are
-//! rendered through [`super::outbound`] into a send queue that is paced (a small burst, then a
-//! steady rate) so the server never kills the bot for flooding. When the connection drops, the
-//! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses.
+//! One task owns the socket. Incoming lines are handled by [`super::inbound`] (they become
+//! [`Inbound`] events); [`Outbound`] commands are rendered through [`super::outbound`] into a
+//! send queue that is paced (a small burst, then a steady rate) so the server never kills the
+//! bot for flooding. Registration opens with capability negotiation ([`super::negotiation`]),
+//! which may log in with SASL before the server lets the bot in. When the connection drops, the
+//! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses; a
+//! SASL login that is required and fails ends the bot instead, since trying again cannot help.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use hamper_protocol::CaseMapping;
+use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -20,12 +24,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::codec::IrcLineCodec;
-use super::message::{build, parse, split_source, IrcMessage};
+use super::message::{parse, render as render_command, Command};
+use super::negotiation::{Negotiation, SaslError};
 use super::outbound::{render, Me, MAX_PIECES};
 use super::pacing::Pacer;
-use super::send_queue::{SendQueue, MAX_LANE};
-use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
-use crate::config::{ChannelSpec, Config, ConfigError, Flood, Secret};
+use super::regain::Regain;
+use super::send_queue::SendQueue;
+use crate::chat::{Inbound, Origin, Outbound, Outgoing};
+use crate::config::{ChannelSpec, Config, ConfigError, Flood, Sasl, Secret};
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -37,11 +43,11 @@ const CTCP_BUDGET: Flood = Flood::Bucket {
     per_second: 0.2,
 };
 /// How long after a kick the bot joins the channel again.
-const REJOIN_DELAY: Duration = Duration::from_secs(5);
+pub(super) const REJOIN_DELAY: Duration = Duration::from_secs(5);
 /// Outbound commands taken from the router in one go before the socket is read again.
 const OUT_BATCH: usize = 256;
 /// How long to wait for NickServ to confirm the password before joining anyway.
-const NICKSERV_WAIT: Duration = Duration::from_secs(10);
+pub(super) const NICKSERV_WAIT: Duration = Duration::from_secs(10);
 
 /// What the connection needs from the config.
 #[derive(Debug, Clone)]
@@ -56,10 +62,14 @@ pub struct IrcSettings {
     pub ssl_verify: bool,
     /// The roots a verified certificate chain may end in (empty when nothing is verified).
     pub ssl_roots: Arc<RootCertStore>,
+    /// The client certificate presented in the handshake (`ssl_cert`, `ssl_key`).
+    pub ssl_identity: Option<Arc<CertifiedKey>>,
     /// Wanted nick.
     pub nickname: String,
     /// Server password.
     pub password: Option<Secret>,
+    /// The SASL login, if one is configured.
+    pub sasl: Option<Sasl>,
     /// Channels to join.
     pub channels: Vec<ChannelSpec>,
     /// Reconnect backoff.
@@ -88,14 +98,24 @@ impl IrcSettings {
         } else {
             RootCertStore::empty()
         };
+        let ssl_identity = match (&config.ssl_cert, &config.ssl_key) {
+            (Some(cert), Some(key)) => Some(super::tls::read_client_identity(cert, key).map_err(
+                |err| ConfigError {
+                    errors: vec![err.key_error()],
+                },
+            )?),
+            _ => None,
+        };
         Ok(IrcSettings {
             server: config.server.clone().unwrap_or_default(),
             port: config.port,
             ssl: config.ssl,
             ssl_verify: config.ssl_verify,
             ssl_roots: Arc::new(ssl_roots),
+            ssl_identity,
             nickname: config.nickname.clone(),
             password: config.password.clone(),
+            sasl: config.sasl.clone(),
             channels: config.channels.clone(),
             backoff: Backoff {
                 initial: Duration::from_secs(1),
@@ -113,6 +133,20 @@ impl IrcSettings {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// Why the connection gave up for good.
+#[derive(Debug, thiserror::Error)]
+pub enum IrcError {
+    /// The SASL login failed and `sasl_required` holds.
+    #[error("cannot log in to {server}: {source}")]
+    Sasl {
+        /// The server.
+        server: String,
+        /// What failed.
+        #[source]
+        source: SaslError,
+    },
+}
+
 enum End {
     Shutdown,
     /// The connection ended; `stable` when the bot had registered and joined, so that the next
@@ -121,21 +155,33 @@ enum End {
         reason: String,
         stable: bool,
     },
+    /// The bot must stop: reconnecting would fail the same way.
+    Fatal(IrcError),
 }
 
-/// Runs the connection until `shutdown`, reconnecting whenever it is lost.
+/// Why handling a line ends the connection.
+pub(super) enum Halt {
+    /// The connection is over; the bot reconnects.
+    Lost(String),
+    /// The bot must stop.
+    Fatal(IrcError),
+}
+
+/// Runs the connection until `shutdown`, reconnecting whenever it is lost. Returns an error
+/// when the bot cannot go on at all (a required SASL login failed).
 pub async fn run(
     settings: IrcSettings,
     net_in: ByteSender<Inbound>,
     mut net_out: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
-) {
+) -> Result<(), IrcError> {
     let mut failures = 0u32;
     loop {
         // The session watches `shutdown` itself, so that it can say QUIT before it ends.
-        let end = session(&settings, &net_in, &mut net_out, &shutdown).await;
-        let End::Lost { reason, stable } = end else {
-            return;
+        let (reason, stable) = match session(&settings, &net_in, &mut net_out, &shutdown).await {
+            End::Shutdown => return Ok(()),
+            End::Fatal(err) => return Err(err),
+            End::Lost { reason, stable } => (reason, stable),
         };
         let _ = net_in.try_send(Inbound::Disconnected {
             reason: reason.clone(),
@@ -148,12 +194,12 @@ pub async fn run(
         let mut dropped = 0u64;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = &mut wait => break,
                 out = net_out.recv() => match out {
                     Some(Outgoing { command: Outbound::Flush(done), .. }) => { let _ = done.send(()); }
                     Some(_) => dropped += 1,
-                    None => return,
+                    None => return Ok(()),
                 },
             }
         }
@@ -174,6 +220,7 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
                 &settings.server,
                 settings.ssl_verify,
                 &settings.ssl_roots,
+                settings.ssl_identity.as_ref(),
             )
             .await?;
             Ok::<Box<dyn Io>, std::io::Error>(Box::new(tls))
@@ -188,29 +235,35 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-struct Session<'a> {
-    settings: &'a IrcSettings,
+/// One connection's state, shared with [`super::inbound`], which handles its lines.
+pub(super) struct Session<'a> {
+    pub(super) settings: &'a IrcSettings,
     net_in: &'a ByteSender<Inbound>,
     /// The bot as the server relays it: its nick, and its user and host once seen.
-    me: Me,
+    pub(super) me: Me,
     /// How the server compares names (its `CASEMAPPING`).
-    casemapping: CaseMapping,
-    registered: bool,
+    pub(super) casemapping: CaseMapping,
+    pub(super) registered: bool,
     /// Registered, but plugins not yet told: the server's `005` lines right after `001` say
     /// how it compares names, so [`Inbound::Connected`] waits for the first line after them.
-    announce: bool,
+    pub(super) announce: bool,
     /// Whether the server confirmed one of our JOINs this session.
-    joined: bool,
-    queue: SendQueue,
+    pub(super) joined: bool,
+    pub(super) queue: SendQueue,
     pacer: Pacer,
     /// How many CTCP requests the bot still answers right now.
-    ctcp_budget: Pacer,
+    pub(super) ctcp_budget: Pacer,
     /// Channels to join again after a kick, and when.
-    rejoins: Vec<(Instant, String)>,
-    urgent: Vec<String>,
-    nick_tries: u32,
+    pub(super) rejoins: Vec<(Instant, String)>,
+    /// Lines that skip the queue and its pacing (registration, PONG, SASL).
+    pub(super) urgent: Vec<String>,
+    pub(super) nick_tries: u32,
     /// While identifying with NickServ: when to stop waiting and join anyway.
-    nickserv_until: Option<Instant>,
+    pub(super) nickserv_until: Option<Instant>,
+    /// Capability negotiation and the SASL login.
+    pub(super) negotiation: Negotiation,
+    /// The watch on the configured nick while the bot goes by another.
+    pub(super) regain: Regain,
     /// Incoming events dropped because the router was behind.
     dropped_in: u64,
     /// When the connection was made.
@@ -256,18 +309,26 @@ async fn session(
         urgent: Vec::new(),
         nick_tries: 0,
         nickserv_until: None,
+        negotiation: Negotiation::new(settings.sasl.clone()),
+        regain: Regain::new(&settings.nickname),
         dropped_in: 0,
         started: Instant::now(),
     };
+    // CAP LS first, so that a server that negotiates holds registration until CAP END.
     let registration = [
+        Some(Negotiation::start()),
         settings
             .password
             .as_ref()
-            .map(|pass| build("PASS", &[pass.expose()])),
-        Some(build("NICK", &[&s.me.nick])),
-        Some(build("USER", &[&s.me.nick, "0", "*", "hamper IRC bot"])),
+            .map(|pass| Command::PASS(pass.expose().to_string())),
+        Some(Command::NICK(s.me.nick.clone())),
+        Some(Command::USER(
+            s.me.nick.clone(),
+            "0".into(),
+            "hamper IRC bot".into(),
+        )),
     ];
-    for line in registration.into_iter().flatten() {
+    for line in registration.iter().flatten().map(render_command) {
         match line {
             Ok(line) => s.urgent.push(line),
             Err(err) => {
@@ -337,8 +398,17 @@ async fn session(
                     last_rx = Instant::now();
                     our_ping = None;
                     if let Some(msg) = parse(&line) {
-                        if let Some(reason) = s.on_line(msg).await {
-                            return End::Lost { reason, stable: s.stable() };
+                        match s.on_line(msg).await {
+                            Ok(()) => {}
+                            Err(Halt::Lost(reason)) => return End::Lost { reason, stable: s.stable() },
+                            Err(Halt::Fatal(err)) => {
+                                let quit = async {
+                                    framed.send("QUIT :login failed".to_string()).await?;
+                                    framed.flush().await
+                                };
+                                let _ = tokio::time::timeout(Duration::from_secs(2), quit).await;
+                                return End::Fatal(err);
+                            }
                         }
                     }
                 }
@@ -357,6 +427,11 @@ async fn session(
                 None => return End::Shutdown,
             },
             _ = tokio::time::sleep_until(next_token), if paced => {}
+            _ = sleep_until_opt(s.regain.next_poll()), if s.regain.next_poll().is_some() && s.registered => {
+                if let Some(ison) = s.regain.poll(Instant::now()) {
+                    s.send_paced(&ison);
+                }
+            }
             _ = sleep_until_opt(s.nickserv_until), if s.nickserv_until.is_some() => {
                 warn!("NickServ did not confirm the password in time; joining anyway");
                 s.join_channels();
@@ -413,7 +488,7 @@ impl Session<'_> {
         self.queue.pop()
     }
 
-    fn enqueue(&mut self, origin: &Origin, out: Outbound) {
+    pub(super) fn enqueue(&mut self, origin: &Origin, out: Outbound) {
         if let Outbound::Flush(done) = out {
             self.queue.flush_marker(done);
             return;
@@ -439,7 +514,7 @@ impl Session<'_> {
     /// Hands an event to the router without waiting: the connection must keep reading the
     /// socket (and answering PING) whatever the rest of the bot is doing. A full queue drops the
     /// event and counts it.
-    async fn emit(&mut self, event: Inbound) {
+    pub(super) async fn emit(&mut self, event: Inbound) {
         if self.net_in.try_send(event).is_err() {
             self.dropped_in += 1;
             if self.dropped_in == 1 || self.dropped_in % 100 == 0 {
@@ -449,268 +524,6 @@ impl Session<'_> {
                 );
             }
         }
-    }
-
-    /// Handles one server line; returns a reason when the connection must end.
-    async fn on_line(&mut self, msg: IrcMessage) -> Option<String> {
-        let source = msg.source.as_deref().map(source_of).unwrap_or_default();
-        let verb = msg.verb.to_ascii_uppercase();
-        if self.announce && !matches!(verb.as_str(), "002" | "003" | "004" | "005") {
-            self.announce = false;
-            self.emit(Inbound::Connected {
-                nick: self.me.nick.clone(),
-                server: self.settings.server.clone(),
-                casemapping: self.casemapping,
-            })
-            .await;
-        }
-        match verb.as_str() {
-            "PING" => {
-                let token = msg.params.first().cloned().unwrap_or_default();
-                if let Ok(line) = build("PONG", &[&token]) {
-                    self.urgent.push(line);
-                }
-            }
-            "001" => {
-                self.registered = true;
-                if let Some(nick) = msg.params.first() {
-                    self.me = Me::new(nick);
-                }
-                info!(nick = %self.me.nick, "registered");
-                self.announce = true;
-                match &self.settings.password {
-                    // As the original did: identify, and join once NickServ confirms, so that
-                    // channels that need a registered nick let the bot in.
-                    Some(pass) => {
-                        let line = build(
-                            "PRIVMSG",
-                            &["NickServ", &format!("IDENTIFY {}", pass.expose())],
-                        );
-                        if let Ok(line) = line {
-                            self.queue.push(&Origin::Bot, line);
-                        }
-                        self.nickserv_until = Some(Instant::now() + NICKSERV_WAIT);
-                    }
-                    None => self.join_channels(),
-                }
-            }
-            "432" | "433" | "436" | "437" if !self.registered => {
-                self.nick_tries += 1;
-                if self.nick_tries > 8 {
-                    return Some("no usable nick: every alternative was refused".into());
-                }
-                self.me = Me::new(&alternative_nick(&self.settings.nickname, self.nick_tries));
-                warn!(nick = %self.me.nick, "nick refused; trying another");
-                self.urgent.push(format!("NICK {}", self.me.nick));
-            }
-            "005" => {
-                let casemapping = msg
-                    .params
-                    .iter()
-                    .find_map(|token| token.strip_prefix("CASEMAPPING="));
-                if let Some(name) = casemapping {
-                    match CaseMapping::from_isupport(name) {
-                        Some(mapping) => self.casemapping = mapping,
-                        None => {
-                            warn!(casemapping = %name, "the server compares names in a way hamper does not know; using rfc1459")
-                        }
-                    }
-                }
-            }
-            // RPL_VISIBLEHOST: the host others see, once the server changes it (a cloak).
-            "396" if msg.params.len() >= 2 => self.me.host = Some(msg.param(1).to_string()),
-            "CHGHOST" if msg.params.len() >= 2 && self.is_me(&source.nick) => {
-                self.me.user = Some(msg.param(0).to_string());
-                self.me.host = Some(msg.param(1).to_string());
-            }
-            "ERROR" => return Some(format!("server error: {}", msg.param(0))),
-            "NOTICE"
-                if self.nickserv_until.is_some()
-                    && source.nick.eq_ignore_ascii_case("NickServ") =>
-            {
-                let text = msg.param(1);
-                if text.contains("Password accepted") || text.contains("You are now identified") {
-                    info!("identified with NickServ");
-                    self.join_channels();
-                } else if text.contains("Password incorrect") || text.contains("Invalid password") {
-                    tracing::error!("NickServ refused the password; check `password` in the config (joining anyway)");
-                    self.join_channels();
-                }
-            }
-            "PRIVMSG" if msg.params.len() >= 2 && !source.nick.is_empty() => {
-                let target = msg.param(0).to_string();
-                let text = msg.param(1);
-                if let Some(ctcp) = text.strip_prefix('\u{1}') {
-                    let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
-                    let (kind, body) = ctcp.split_once(' ').unwrap_or((ctcp, ""));
-                    match kind.to_ascii_uppercase().as_str() {
-                        "ACTION" => {
-                            self.emit(Inbound::Privmsg {
-                                source,
-                                target,
-                                text: body.to_string(),
-                                action: true,
-                            })
-                            .await
-                        }
-                        "VERSION" => self.ctcp_reply(
-                            &source.nick,
-                            &format!("VERSION hamper {}", env!("CARGO_PKG_VERSION")),
-                        ),
-                        "PING" => self.ctcp_reply(&source.nick, &format!("PING {body}")),
-                        "TIME" => self.ctcp_reply(&source.nick, &format!("TIME {}", utc_now())),
-                        "CLIENTINFO" => self.ctcp_reply(
-                            &source.nick,
-                            "CLIENTINFO ACTION CLIENTINFO PING SOURCE TIME VERSION",
-                        ),
-                        "SOURCE" => self.ctcp_reply(
-                            &source.nick,
-                            &format!("SOURCE {}", env!("CARGO_PKG_REPOSITORY")),
-                        ),
-                        _ => {}
-                    }
-                } else {
-                    self.emit(Inbound::Privmsg {
-                        source,
-                        target,
-                        text: text.to_string(),
-                        action: false,
-                    })
-                    .await;
-                }
-            }
-            "JOIN" if !msg.params.is_empty() => {
-                if self.is_me(&source.nick) {
-                    self.joined = true;
-                    // Our own JOIN shows our prefix as others see it: the real budget for a line.
-                    if source.user.is_some() && source.host.is_some() {
-                        self.me.user = source.user.clone();
-                        self.me.host = source.host.clone();
-                    }
-                }
-                self.emit(Inbound::Join {
-                    source,
-                    channel: msg.param(0).to_string(),
-                })
-                .await
-            }
-            "PART" if !msg.params.is_empty() => {
-                self.emit(Inbound::Part {
-                    source,
-                    channel: msg.param(0).to_string(),
-                    reason: msg.params.get(1).cloned(),
-                })
-                .await
-            }
-            "QUIT" => {
-                self.emit(Inbound::Quit {
-                    source,
-                    reason: msg.params.first().cloned(),
-                })
-                .await
-            }
-            "KICK" if msg.params.len() >= 2 => {
-                if self.settings.rejoin_on_kick && self.is_me(msg.param(1)) {
-                    let channel = msg.param(0).to_string();
-                    warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
-                    self.rejoins.push((Instant::now() + REJOIN_DELAY, channel));
-                }
-                self.emit(Inbound::Kick {
-                    source,
-                    channel: msg.param(0).to_string(),
-                    nick: msg.param(1).to_string(),
-                    reason: msg.params.get(2).cloned(),
-                })
-                .await
-            }
-            "NICK" if !msg.params.is_empty() => {
-                let new = msg.param(0).to_string();
-                if self.is_me(&source.nick) {
-                    self.me.nick = new.clone();
-                }
-                self.emit(Inbound::Nick { source, new }).await
-            }
-            "TOPIC" if msg.params.len() >= 2 => {
-                self.emit(Inbound::Topic {
-                    source,
-                    channel: msg.param(0).to_string(),
-                    topic: msg.param(1).to_string(),
-                })
-                .await
-            }
-            "INVITE" if msg.params.len() >= 2 => {
-                let channel = msg.param(1);
-                let owner = self
-                    .settings
-                    .owners
-                    .iter()
-                    .any(|mask| crate::mask::matches(mask, &source.mask(), self.casemapping));
-                if owner && channel.starts_with(['#', '&', '+', '!']) {
-                    info!(%channel, by = %source.nick, "invited by an owner; joining");
-                    self.enqueue(
-                        &Origin::Bot,
-                        Outbound::Join {
-                            channel: channel.to_string(),
-                            key: None,
-                        },
-                    );
-                } else {
-                    info!(%channel, by = %source.nick, "invited; not an owner, so not joining");
-                }
-                self.emit(Inbound::Invite {
-                    source,
-                    channel: msg.param(1).to_string(),
-                })
-                .await
-            }
-            _ => {}
-        }
-        None
-    }
-
-    fn is_me(&self, nick: &str) -> bool {
-        self.casemapping.same(nick, &self.me.nick)
-    }
-
-    fn join_channels(&mut self) {
-        self.nickserv_until = None;
-        for ch in self.settings.channels.clone() {
-            let key = ch.key.as_ref().map(|k| k.expose().to_string());
-            self.enqueue(
-                &Origin::Bot,
-                Outbound::Join {
-                    channel: ch.name.clone(),
-                    key,
-                },
-            );
-        }
-    }
-
-    /// Answers a CTCP request with a NOTICE to its sender (never to a channel), at most a few
-    /// every few seconds, so that a CTCP flood cannot get the bot killed for flooding.
-    fn ctcp_reply(&mut self, nick: &str, body: &str) {
-        let body: String = body.chars().filter(|c| !c.is_control()).collect();
-        // CTCP replies wait behind real output and are the first thing a full queue drops.
-        if self.queue.waiting_from(&Origin::Bot) >= MAX_LANE / 2
-            || !self.ctcp_budget.take(Instant::now())
-        {
-            return;
-        }
-        if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
-            self.queue.push(&Origin::Bot, line);
-        }
-    }
-}
-
-/// The `tries`-th nick to try when the configured one is refused: `nick_`, `nick__`, then the
-/// first seven characters and two digits, which fits the common nine-character limit.
-fn alternative_nick(nick: &str, tries: u32) -> String {
-    if tries <= 2 {
-        let base: String = nick.chars().take(28).collect();
-        format!("{base}{}", "_".repeat(tries as usize))
-    } else {
-        let base: String = nick.chars().take(7).collect();
-        format!("{base}{:02}", (tries * 37) % 100)
     }
 }
 
@@ -734,48 +547,6 @@ fn jitter() -> f64 {
             .map_or(0, |d| d.as_nanos()),
     );
     (hasher.finish() % 10_001) as f64 / 10_000.0
-}
-
-/// The time now in UTC, as `Sun, 29 Nov 2026 14:04:11 +0000`, for CTCP TIME.
-fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-fn format_utc(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs / 86_400;
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Howard Hinnant's days-to-civil, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
-}
-
-fn source_of(raw: &str) -> Source {
-    let (nick, user, host) = split_source(raw);
-    Source {
-        nick: nick.to_string(),
-        user: user.map(str::to_string),
-        host: host.map(str::to_string),
-        account: None,
-    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -810,27 +581,5 @@ mod tests {
         let spread: std::collections::HashSet<u64> =
             (0..20).map(|_| (jitter() * 1e4) as u64).collect();
         assert!(spread.len() > 1, "jitter varies");
-    }
-
-    #[test]
-    fn ctcp_time_is_rfc_2822_in_utc() {
-        assert_eq!(format_utc(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(format_utc(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(format_utc(1_795_961_051), "Sun, 29 Nov 2026 14:04:11 +0000");
-    }
-
-    #[test]
-    fn alternative_nicks_are_valid_distinct_and_fit_nine_characters_soon() {
-        let nicks: Vec<String> = (1..=8).map(|t| alternative_nick("hamperbot", t)).collect();
-        assert_eq!(nicks[0], "hamperbot_");
-        assert_eq!(nicks[1], "hamperbot__");
-        for n in &nicks {
-            assert!(hamper_protocol::names::valid_nick(n), "{n}");
-        }
-        assert!(nicks[2..].iter().all(|n| n.len() <= 9), "{nicks:?}");
-        let mut unique = nicks.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), nicks.len(), "{nicks:?}");
     }
 }

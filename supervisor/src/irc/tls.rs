@@ -7,14 +7,20 @@
 //!
 //! `ssl_verify: false` exists for self-signed test servers only; it is logged as a warning at
 //! every connection.
+//!
+//! With `ssl_cert` and `ssl_key` the bot presents a client certificate in the handshake, which
+//! is how SASL EXTERNAL logs in: the pair is read and checked (the key must belong to the
+//! certificate) once at start-up, so a mistake is a configuration error, not a failed login.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WantsClientCert;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -110,6 +116,98 @@ pub fn read_ca_file(path: &Path) -> Result<RootCertStore, CaFileError> {
     Ok(roots)
 }
 
+/// Why the client certificate (`ssl_cert`, `ssl_key`) cannot be presented.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientCertError {
+    /// A file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// `ssl_cert` or `ssl_key`.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{path} holds no PEM certificate (no -----BEGIN CERTIFICATE----- section)")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file holds no private key.
+    #[error("{path} holds no PEM private key (no -----BEGIN PRIVATE KEY----- section or its RSA or EC form): {problem}")]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader says.
+        problem: String,
+    },
+    /// The key cannot be used, or is not the certificate's.
+    #[error("the key in {key_path} cannot sign for the certificate in {cert_path}: {source}")]
+    Unusable {
+        /// The certificate file.
+        cert_path: PathBuf,
+        /// The key file.
+        key_path: PathBuf,
+        /// What rustls says.
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+impl ClientCertError {
+    /// The problem as a configuration error naming the key to fix.
+    pub fn key_error(&self) -> KeyError {
+        let (key, fix) = match self {
+            ClientCertError::Unreadable { key, .. } => (*key, "set it to the path of a readable PEM file"),
+            ClientCertError::NoCertificate { .. } => ("ssl_cert", "give the client certificate in PEM form (-----BEGIN CERTIFICATE-----)"),
+            ClientCertError::NoKey { .. } => ("ssl_key", "give the certificate's private key in PEM form, unencrypted (e.g. `openssl pkey -in key.pem -out key-plain.pem`)"),
+            ClientCertError::Unusable { .. } => ("ssl_key", "give the private key that belongs to the certificate in ssl_cert (an RSA, ECDSA or Ed25519 key)"),
+        };
+        KeyError {
+            key: key.to_string(),
+            problem: self.to_string(),
+            fix: fix.to_string(),
+        }
+    }
+}
+
+/// The client certificate chain in `cert` and its private key in `key` (PEM files), checked to
+/// belong together.
+pub fn read_client_identity(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, ClientCertError> {
+    let read = |which: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| ClientCertError::Unreadable {
+            key: which,
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let cert_pem = read("ssl_cert", cert)?;
+    let key_pem = read("ssl_key", key)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|chain| !chain.is_empty())
+        .ok_or_else(|| ClientCertError::NoCertificate {
+            path: cert.to_path_buf(),
+        })?;
+    let private =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| ClientCertError::NoKey {
+            path: key.to_path_buf(),
+            problem: err.to_string(),
+        })?;
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(chain, private, &provider)
+        .map(Arc::new)
+        .map_err(|source| ClientCertError::Unusable {
+            cert_path: cert.to_path_buf(),
+            key_path: key.to_path_buf(),
+            source,
+        })
+}
+
 /// The roots a server's certificate chain may end in: the webpki roots, the system's store,
 /// and the certificates of `ssl_ca`. A system store that cannot be read is a warning: the other
 /// roots still stand.
@@ -130,28 +228,27 @@ pub fn trusted_roots(ssl_ca: Option<&Path>) -> Result<RootCertStore, CaFileError
 }
 
 /// Wraps `tcp` in TLS for `host`, verifying the certificate against `roots` unless `verify` is
-/// false.
+/// false, and presenting `identity` as the client certificate when given.
 pub async fn connect(
     tcp: TcpStream,
     host: &str,
     verify: bool,
     roots: &Arc<RootCertStore>,
+    identity: Option<&Arc<CertifiedKey>>,
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(std::io::Error::other)?;
-    let config = if verify {
-        builder
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth()
+    let builder = if verify {
+        builder.with_root_certificates(roots.clone())
     } else {
         tracing::warn!(server = host, "TLS certificate verification is OFF (ssl_verify: false); the connection can be intercepted");
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
     };
+    let config = with_identity(builder, identity);
     let name = ServerName::try_from(host.to_string()).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -162,6 +259,19 @@ pub async fn connect(
         .connect(name, tcp)
         .await
         .map_err(explain_certificate_error)
+}
+
+/// The client half of the config: the certificate to present, if any.
+fn with_identity(
+    builder: ConfigBuilder<ClientConfig, WantsClientCert>,
+    identity: Option<&Arc<CertifiedKey>>,
+) -> ClientConfig {
+    match identity {
+        Some(identity) => {
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.clone())))
+        }
+        None => builder.with_no_client_auth(),
+    }
 }
 
 /// A handshake refused for the server's certificate says so and what to do; other errors pass.
