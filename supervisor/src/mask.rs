@@ -1,7 +1,8 @@
-//! Hostmask matching (`nick!user@host` against `*!*@example.org`), for the owners list.
+//! Hostmask matching (`nick!user@host` against `*!*@example.org`), for owners and the ACL.
 //!
 //! Matching is case-insensitive under RFC 1459 casemapping, where `[]\~` are the upper case of
 //! `{}|^`. `*` matches any run of characters and `?` exactly one; `\` escapes the next one.
+//! Nicks, accounts and channels are compared under the same casemapping ([`same`]).
 
 fn fold(c: char) -> char {
     match c {
@@ -11,6 +12,11 @@ fn fold(c: char) -> char {
         '~' => '^',
         c => c.to_ascii_lowercase(),
     }
+}
+
+/// Whether two nicks, accounts or channel names are the same under RFC 1459 casemapping.
+pub fn same(a: &str, b: &str) -> bool {
+    a.chars().map(fold).eq(b.chars().map(fold))
 }
 
 /// Whether `mask` matches `text`.
@@ -78,5 +84,14 @@ mod tests {
         for (mask, text, want) in cases {
             assert_eq!(matches(mask, text), want, "{mask} ~ {text}");
         }
+    }
+
+    #[test]
+    fn same_folds_case_and_rfc1459_brackets() {
+        assert!(same("Alice", "alice"));
+        assert!(same("#Chan[1]", "#chan{1}"));
+        assert!(same("a\\b~", "A|B^"));
+        assert!(!same("alice", "alice_"));
+        assert!(!same("alice", "alic"));
     }
 }
