@@ -35,7 +35,7 @@ pub enum Identity {
 /// pattern): what is wrong and how to write it instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    /// What is wrong, e.g. "`alice` is a bare word".
+    /// What is wrong, e.g. "`alice` is only a nick".
     pub problem: String,
     /// How to fix it.
     pub fix: String,
@@ -83,9 +83,9 @@ impl Identity {
                 Ok(Identity::Mask(text.to_string()))
             }
             (None, None) => err(
-                format!("`{text}` is a bare word, which would match any sender who takes that nick"),
+                format!("`{text}` is only a nick, and anyone can take a nick"),
                 format!(
-                    "write a hostmask `{text}!*@host`, the services account `$a:{text}`, or `nick:{text}` to match the nick anyway (anyone can take it)"
+                    "write a hostmask `{text}!*@host`, the services account `$a:{text}`, or `nick:{text}` to trust the nick anyway (spoofable)"
                 ),
             ),
             _ => err(
@@ -177,8 +177,8 @@ mod tests {
             assert_eq!(want.to_string(), text, "round trip");
         }
         let bad = [
-            ("alice", "bare word"),
-            ("*", "bare word"),
+            ("alice", "only a nick"),
+            ("*", "only a nick"),
             ("alice@host", "not a hostmask"),
             ("alice!user", "not a hostmask"),
             ("!u@h", "not a hostmask"),

@@ -64,11 +64,18 @@ impl Pattern {
                 "separate segments with single dots and no dot at either end, e.g. `quote.add`",
             );
         }
-        if let Some(s) = segments.iter().find(|s| s.contains('*') && *s != "*") {
-            return invalid(
-                format!("`{text}` has `*` inside the segment `{s}`"),
-                "`*` stands for a whole segment: write `quote.*`, not `quote*`",
-            );
+        if let Some(i) = segments.iter().position(|s| s.contains('*') && s != "*") {
+            let mut whole = segments[..i].to_vec();
+            whole.extend([segments[i].replace('*', ""), "*".to_string()]);
+            whole.retain(|s| !s.is_empty());
+            return Err(Invalid {
+                problem: format!("`{text}` has `*` inside the segment `{}`", segments[i]),
+                fix: format!(
+                    "`*` stands for a whole segment: write `{}{}`",
+                    if deny { "-" } else { "" },
+                    whole.join(".")
+                ),
+            });
         }
         Ok(Pattern { deny, segments })
     }
@@ -179,6 +186,10 @@ mod tests {
             let e = Pattern::parse(text).expect_err(text);
             assert!(e.problem.contains(problem), "{text:?}: {e:?}");
             assert!(!e.fix.is_empty());
+        }
+        for (text, fix) in [("karma*", "`karma.*`"), ("-quote.a*", "`-quote.a.*`")] {
+            let e = Pattern::parse(text).expect_err(text);
+            assert!(e.fix.ends_with(fix), "{text}: {}", e.fix);
         }
     }
 

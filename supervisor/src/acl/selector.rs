@@ -172,7 +172,8 @@ fn parse_user(selector: &str, user: &str) -> Result<Member, Invalid> {
                 "`{selector}` starts with a hostmask, but in a selector `@` starts a group"
             ),
             fix: format!(
-                "put the hostmask in a group, groups: {{\"@admins\": [\"{user}@host\"]}}, and select `@admins`"
+                "put the hostmask in a group, groups: {{\"@admins\": [\"{}\"]}}, and select `@admins`",
+                selector.split('#').next().unwrap_or(selector)
             ),
         });
     }

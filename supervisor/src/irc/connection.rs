@@ -23,6 +23,7 @@ use super::outbound::{render, MAX_PIECES};
 use super::pacing::Pacer;
 use crate::chat::{Inbound, Outbound, Source};
 use crate::config::{ChannelSpec, Config, Flood, Secret};
+use crate::identity::Identity;
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -69,8 +70,8 @@ pub struct IrcSettings {
     pub flood: Flood,
     /// Join a channel again (after a few seconds) when kicked from it.
     pub rejoin_on_kick: bool,
-    /// Hostmasks of the owners, whose INVITE the bot follows.
-    pub owners: Vec<String>,
+    /// The owners, whose INVITE the bot follows.
+    pub owners: Vec<Identity>,
 }
 
 impl IrcSettings {
@@ -92,7 +93,7 @@ impl IrcSettings {
             ping_timeout: config.ping_timeout,
             flood: config.flood,
             rejoin_on_kick: config.rejoin_on_kick,
-            owners: config.owners.clone(),
+            owners: config.access.owners.clone(),
         }
     }
 }
@@ -622,11 +623,7 @@ impl Session<'_> {
             }
             "INVITE" if msg.params.len() >= 2 => {
                 let channel = msg.param(1);
-                let owner = self
-                    .settings
-                    .owners
-                    .iter()
-                    .any(|mask| crate::mask::matches(mask, &source.mask()));
+                let owner = self.settings.owners.iter().any(|o| o.matches(&source));
                 if owner && channel.starts_with(['#', '&', '+', '!']) {
                     info!(%channel, by = %source.nick, "invited by an owner; joining");
                     self.enqueue(Outbound::Join {
