@@ -78,6 +78,12 @@ impl Identity {
                 name => Ok(Identity::Nick(name.to_string())),
             };
         }
+        if text.chars().all(|c| c == '*' || c == '?') {
+            return err(
+                format!("`{text}` is not a hostmask"),
+                "write a hostmask with all three parts, `*!*@alice.example`; `*!*@*` would be everyone".into(),
+            );
+        }
         match (text.find('!'), text.rfind('@')) {
             (Some(bang), Some(at)) if bang > 0 && at > bang + 1 && at + 1 < text.len() => {
                 Ok(Identity::Mask(text.to_string()))
@@ -178,7 +184,7 @@ mod tests {
         }
         let bad = [
             ("alice", "only a nick"),
-            ("*", "only a nick"),
+            ("*", "not a hostmask"),
             ("alice@host", "not a hostmask"),
             ("alice!user", "not a hostmask"),
             ("!u@h", "not a hostmask"),
