@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use hamper_protocol::CaseMapping;
+
 use crate::chat::Source;
 use crate::mask;
 
@@ -101,15 +103,15 @@ impl Identity {
         }
     }
 
-    /// Whether `who` is this identity. A hostmask needs the sender's user and host; an account
-    /// needs the account the network reported.
-    pub fn matches(&self, who: &Source) -> bool {
+    /// Whether `who` is this identity, folding case as the server does. A hostmask needs the
+    /// sender's user and host; an account needs the account the network reported.
+    pub fn matches(&self, who: &Source, mapping: CaseMapping) -> bool {
         match self {
             Identity::Mask(m) => {
-                who.user.is_some() && who.host.is_some() && mask::matches(m, &who.mask())
+                who.user.is_some() && who.host.is_some() && mask::matches(m, &who.mask(), mapping)
             }
-            Identity::Account(a) => who.account.as_deref().is_some_and(|b| mask::same(a, b)),
-            Identity::Nick(n) => mask::same(n, &who.nick),
+            Identity::Account(a) => who.account.as_deref().is_some_and(|b| mapping.same(a, b)),
+            Identity::Nick(n) => mapping.same(n, &who.nick),
         }
     }
 
@@ -153,6 +155,8 @@ impl fmt::Display for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RFC: CaseMapping = CaseMapping::Rfc1459;
 
     fn sender(nick: &str, user: &str, host: &str, account: Option<&str>) -> Source {
         Source {
@@ -235,17 +239,17 @@ mod tests {
         ];
         for (entry, who, want) in cases {
             let id = Identity::parse(entry).expect(entry);
-            assert_eq!(id.matches(who), want, "{entry} ~ {who:?}");
+            assert_eq!(id.matches(who, RFC), want, "{entry} ~ {who:?}");
         }
     }
 
     #[test]
     fn a_hostmask_needs_a_known_user_and_host() {
         let id = Identity::parse("*!*@*").expect("mask");
-        assert!(!id.matches(&Source::nick("alice")));
+        assert!(!id.matches(&Source::nick("alice"), RFC));
         assert!(Identity::parse("nick:alice")
             .expect("nick")
-            .matches(&Source::nick("alice")));
+            .matches(&Source::nick("alice"), RFC));
     }
 
     #[test]

@@ -499,7 +499,12 @@ fn the_acl_example_means_what_config_md_says() {
     ];
     for (who, channel, permission, want) in cases {
         assert_eq!(
-            acl.allows(who, channel, permission),
+            acl.allows(
+                who,
+                channel,
+                permission,
+                hamper_protocol::CaseMapping::Rfc1459
+            ),
             want,
             "{} in {channel:?}: {permission}",
             who.nick

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use hamper_protocol::CaseMapping;
 use serde_json::{Map, Value};
 
 use super::pattern::{Pattern, Verdict};
@@ -132,10 +133,10 @@ impl Acl {
     }
 
     /// The groups `who` is in, each with how surely.
-    pub fn groups_of(&self, who: &Source) -> BTreeMap<&str, Strength> {
+    pub fn groups_of(&self, who: &Source, mapping: CaseMapping) -> BTreeMap<&str, Strength> {
         let mut out = BTreeMap::new();
         for (name, members) in &self.groups {
-            if let Some(s) = members.iter().filter_map(|m| m.matches(who)).max() {
+            if let Some(s) = members.iter().filter_map(|m| m.matches(who, mapping)).max() {
                 out.insert(name.as_str(), s);
             }
         }
@@ -144,11 +145,18 @@ impl Acl {
 
     /// Whether `who`, speaking in `channel` (`None` in private), holds `permission`: some rule
     /// that picks the sender surely allows it, and no rule that picks the sender at all denies it.
-    pub fn allows(&self, who: &Source, channel: Option<&str>, permission: &str) -> bool {
-        let groups = self.groups_of(who);
+    /// Nicks and channels compare under the server's `mapping`.
+    pub fn allows(
+        &self,
+        who: &Source,
+        channel: Option<&str>,
+        permission: &str,
+        mapping: CaseMapping,
+    ) -> bool {
+        let groups = self.groups_of(who, mapping);
         let (mut allow, mut deny) = (false, false);
         for (selector, patterns) in &self.rules {
-            let Some(strength) = selector.matches(who, channel, &groups) else {
+            let Some(strength) = selector.matches(who, channel, &groups, mapping) else {
                 continue;
             };
             for p in patterns {
@@ -201,17 +209,23 @@ pub struct Access {
 
 impl Access {
     /// Whether `who` is one of the owners.
-    pub fn is_owner(&self, who: &Source) -> bool {
-        self.owners.iter().any(|o| o.matches(who))
+    pub fn is_owner(&self, who: &Source, mapping: CaseMapping) -> bool {
+        self.owners.iter().any(|o| o.matches(who, mapping))
     }
 
     /// Whether `who`, speaking in `channel` (`None` in private), holds `permission`.
-    pub fn allows(&self, who: &Source, channel: Option<&str>, permission: &str) -> bool {
-        self.is_owner(who)
+    pub fn allows(
+        &self,
+        who: &Source,
+        channel: Option<&str>,
+        permission: &str,
+        mapping: CaseMapping,
+    ) -> bool {
+        self.is_owner(who, mapping)
             || self
                 .acl
                 .as_ref()
-                .is_some_and(|acl| acl.allows(who, channel, permission))
+                .is_some_and(|acl| acl.allows(who, channel, permission, mapping))
     }
 }
 
@@ -294,6 +308,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const RFC: CaseMapping = CaseMapping::Rfc1459;
+
     fn load(v: Value) -> (Acl, Vec<String>) {
         Acl::from_json(&v, "acl").expect("a valid ACL")
     }
@@ -357,7 +373,7 @@ mod tests {
         ];
         for (user, channel, permission, want) in cases {
             assert_eq!(
-                acl.allows(&nick(user), Some(channel), permission),
+                acl.allows(&nick(user), Some(channel), permission, RFC),
                 want,
                 "{user} in {channel}: {permission}"
             );
@@ -374,7 +390,7 @@ mod tests {
             ("edunham", &[]),
         ];
         for (user, want) in cases {
-            let got: Vec<&str> = acl.groups_of(&nick(user)).into_keys().collect();
+            let got: Vec<&str> = acl.groups_of(&nick(user), RFC).into_keys().collect();
             assert_eq!(got, want, "{user}");
         }
     }
@@ -389,7 +405,7 @@ mod tests {
         ] {
             let (acl, warnings) = load(empty);
             assert!(warnings.is_empty());
-            assert!(!acl.allows(&nick("uberj"), Some("#c"), "anything"));
+            assert!(!acl.allows(&nick("uberj"), Some("#c"), "anything", RFC));
         }
     }
 
@@ -406,11 +422,11 @@ mod tests {
                 "troll": ["-karma"],
             }
         }));
-        assert!(!acl.allows(&nick("uberj"), Some("#channel3"), "cmd"));
-        assert!(!acl.allows(&nick("mythmon"), Some("#channel3"), "quote.add"));
-        assert!(acl.allows(&nick("uberj"), Some("#channel2"), "cmd"));
-        assert!(acl.allows(&nick("someone"), Some("#channel2"), "karma"));
-        assert!(!acl.allows(&nick("troll"), Some("#channel2"), "karma"));
+        assert!(!acl.allows(&nick("uberj"), Some("#channel3"), "cmd", RFC));
+        assert!(!acl.allows(&nick("mythmon"), Some("#channel3"), "quote.add", RFC));
+        assert!(acl.allows(&nick("uberj"), Some("#channel2"), "cmd", RFC));
+        assert!(acl.allows(&nick("someone"), Some("#channel2"), "karma", RFC));
+        assert!(!acl.allows(&nick("troll"), Some("#channel2"), "karma", RFC));
         for key in [
             "acl.groups.@ops[0]",
             "acl.groups.@ops[1]",
@@ -433,12 +449,12 @@ mod tests {
             load(json!({"permissions": {"#channel": ["*"], "#channel2": ["*", "-factoid"]}}));
         assert!(warnings.is_empty(), "{warnings:?}");
         let anyone = nick("anyone");
-        assert!(acl.allows(&anyone, Some("#channel"), "factoid"));
-        assert!(acl.allows(&anyone, Some("#CHANNEL2"), "quote"));
-        assert!(!acl.allows(&anyone, Some("#channel2"), "factoid"));
-        assert!(!acl.allows(&anyone, Some("#elsewhere"), "quote"));
+        assert!(acl.allows(&anyone, Some("#channel"), "factoid", RFC));
+        assert!(acl.allows(&anyone, Some("#CHANNEL2"), "quote", RFC));
+        assert!(!acl.allows(&anyone, Some("#channel2"), "factoid", RFC));
+        assert!(!acl.allows(&anyone, Some("#elsewhere"), "quote", RFC));
         assert!(
-            !acl.allows(&anyone, None, "quote"),
+            !acl.allows(&anyone, None, "quote", RFC),
             "a private message is in no channel"
         );
     }
@@ -463,17 +479,47 @@ mod tests {
             account: Some("carol".into()),
             ..nick("c")
         };
-        assert!(acl.allows(&alice, Some("#x"), "admin.restart"));
-        assert!(acl.allows(&alice, None, "admin.disable"));
-        assert!(!acl.allows(&spoofer, Some("#x"), "admin.restart"));
-        assert!(acl.allows(&bob, Some("#x"), "admin.restart"));
+        assert!(acl.allows(&alice, Some("#x"), "admin.restart", RFC));
+        assert!(acl.allows(&alice, None, "admin.disable", RFC));
+        assert!(!acl.allows(&spoofer, Some("#x"), "admin.restart", RFC));
+        assert!(acl.allows(&bob, Some("#x"), "admin.restart", RFC));
         assert!(
-            !acl.allows(&nick("bob"), Some("#x"), "admin.restart"),
+            !acl.allows(&nick("bob"), Some("#x"), "admin.restart", RFC),
             "no account, no match"
         );
-        assert!(acl.allows(&carol, Some("#ops"), "admin.restart"));
-        assert!(!acl.allows(&carol, Some("#elsewhere"), "admin.restart"));
-        assert!(!acl.allows(&carol, Some("#ops"), "admin.disable"));
+        assert!(acl.allows(&carol, Some("#ops"), "admin.restart", RFC));
+        assert!(!acl.allows(&carol, Some("#elsewhere"), "admin.restart", RFC));
+        assert!(!acl.allows(&carol, Some("#ops"), "admin.disable", RFC));
+    }
+
+    #[test]
+    fn nicks_and_channels_fold_as_the_server_says() {
+        let (acl, _) = load(json!({
+            "groups": {"@ops": ["nick:[m]", "*!*@{host}"]},
+            "permissions": {"@ops": ["ops"], "#Chan[1]": ["chan"]}
+        }));
+        let braces = nick("{M}");
+        let host = Source {
+            host: Some("[HOST]".into()),
+            ..nick("x")
+        };
+        for (mapping, folds) in [(CaseMapping::Rfc1459, true), (CaseMapping::Ascii, false)] {
+            assert_eq!(
+                acl.allows(&braces, None, "ops", mapping),
+                folds,
+                "{mapping:?}"
+            );
+            assert_eq!(
+                acl.allows(&host, None, "ops", mapping),
+                folds,
+                "{mapping:?}"
+            );
+            assert_eq!(
+                acl.allows(&braces, Some("#chan{1}"), "chan", mapping),
+                folds
+            );
+            assert!(acl.allows(&braces, Some("#CHAN[1]"), "chan", mapping));
+        }
     }
 
     #[test]
@@ -486,8 +532,8 @@ mod tests {
             account: Some("uberj".into()),
             ..nick("uberj")
         };
-        assert!(acl.allows(&by_account, Some("#c"), "cmd"));
-        assert!(!acl.allows(&nick("uberj"), Some("#c"), "cmd"));
+        assert!(acl.allows(&by_account, Some("#c"), "cmd", RFC));
+        assert!(!acl.allows(&nick("uberj"), Some("#c"), "cmd", RFC));
     }
 
     #[test]
@@ -537,13 +583,13 @@ mod tests {
             owners: vec![Identity::parse("alice!*@alice.example").expect("mask")],
             acl: None,
         };
-        assert!(access.allows(&owner, Some("#c"), "admin.restart"));
-        assert!(!access.allows(&nick("bob"), Some("#c"), "admin.restart"));
+        assert!(access.allows(&owner, Some("#c"), "admin.restart", RFC));
+        assert!(!access.allows(&nick("bob"), Some("#c"), "admin.restart", RFC));
         let spoofer = Source {
             host: Some("evil.example".into()),
             ..nick("alice")
         };
-        assert!(!access.allows(&spoofer, Some("#c"), "admin.restart"));
+        assert!(!access.allows(&spoofer, Some("#c"), "admin.restart", RFC));
 
         let (acl, _) = load(json!({"permissions": {"*": ["*", "-admin.*"], "#c": ["-karma"]}}));
         let access = Access {
@@ -551,13 +597,13 @@ mod tests {
             ..access
         };
         assert!(
-            access.allows(&owner, Some("#c"), "admin.restart"),
+            access.allows(&owner, Some("#c"), "admin.restart", RFC),
             "a deny does not bind owners"
         );
-        assert!(access.allows(&owner, Some("#c"), "karma"));
-        assert!(!access.allows(&nick("bob"), Some("#c"), "admin.restart"));
-        assert!(!access.allows(&nick("bob"), Some("#c"), "karma"));
-        assert!(access.allows(&nick("bob"), Some("#d"), "karma"));
+        assert!(access.allows(&owner, Some("#c"), "karma", RFC));
+        assert!(!access.allows(&nick("bob"), Some("#c"), "admin.restart", RFC));
+        assert!(!access.allows(&nick("bob"), Some("#c"), "karma", RFC));
+        assert!(access.allows(&nick("bob"), Some("#d"), "karma", RFC));
     }
 
     #[test]

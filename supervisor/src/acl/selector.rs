@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use hamper_protocol::CaseMapping;
+
 use crate::chat::Source;
 use crate::identity::{Identity, Invalid};
-use crate::mask;
 
 /// How a sender matched: by something a nick change cannot fake, or by a bare nick alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,10 +57,10 @@ impl Member {
     }
 
     /// Whether `who` is this member, and how surely.
-    pub fn matches(&self, who: &Source) -> Option<Strength> {
+    pub fn matches(&self, who: &Source, mapping: CaseMapping) -> Option<Strength> {
         match self {
-            Member::Known(id) => id.matches(who).then_some(Strength::Strong),
-            Member::Bare(nick) => mask::same(nick, &who.nick).then_some(Strength::Weak),
+            Member::Known(id) => id.matches(who, mapping).then_some(Strength::Strong),
+            Member::Bare(nick) => mapping.same(nick, &who.nick).then_some(Strength::Weak),
         }
     }
 
@@ -148,16 +149,17 @@ impl Selector {
         who: &Source,
         channel: Option<&str>,
         groups: &BTreeMap<&str, Strength>,
+        mapping: CaseMapping,
     ) -> Option<Strength> {
         let mut strength = Strength::Strong;
         if let Some(user) = &self.user {
-            strength = strength.min(user.matches(who)?);
+            strength = strength.min(user.matches(who, mapping)?);
         }
         if let Some(group) = &self.group {
             strength = strength.min(*groups.get(group.as_str())?);
         }
         if let Some(want) = &self.channel {
-            if !channel.is_some_and(|c| mask::same(want, c)) {
+            if !channel.is_some_and(|c| mapping.same(want, c)) {
                 return None;
             }
         }
@@ -204,6 +206,8 @@ impl fmt::Display for Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RFC: CaseMapping = CaseMapping::Rfc1459;
 
     /// `(user, group, channel)` as the original's `parse_selector` returned them.
     fn parts(text: &str) -> (Option<String>, Option<String>, Option<String>) {
@@ -307,12 +311,12 @@ mod tests {
             account: None,
         };
         let bare = Member::parse("uberj").expect("bare");
-        assert_eq!(bare.matches(&who), Some(Strength::Weak));
+        assert_eq!(bare.matches(&who, RFC), Some(Strength::Weak));
         assert!(bare.warning().is_some_and(|w| w.contains("never to grant")));
         let explicit = Member::parse("nick:uberj").expect("nick");
-        assert_eq!(explicit.matches(&who), Some(Strength::Strong));
+        assert_eq!(explicit.matches(&who, RFC), Some(Strength::Strong));
         let mask = Member::parse("*!u@h").expect("mask");
-        assert_eq!(mask.matches(&who), Some(Strength::Strong));
+        assert_eq!(mask.matches(&who, RFC), Some(Strength::Strong));
         assert_eq!(mask.warning(), None);
     }
 
@@ -322,10 +326,10 @@ mod tests {
         let who = Source::nick("x");
         let none = BTreeMap::new();
         assert_eq!(
-            s.matches(&who, Some("#hamper"), &none),
+            s.matches(&who, Some("#hamper"), &none, RFC),
             Some(Strength::Strong)
         );
-        assert_eq!(s.matches(&who, Some("#other"), &none), None);
-        assert_eq!(s.matches(&who, None, &none), None);
+        assert_eq!(s.matches(&who, Some("#other"), &none, RFC), None);
+        assert_eq!(s.matches(&who, None, &none, RFC), None);
     }
 }

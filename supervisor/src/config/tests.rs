@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use hamper_protocol::CaseMapping;
 use serde_json::{json, Value};
 
 use super::*;
+use hamper_protocol::names::valid_nick;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -335,16 +337,18 @@ fn acl_inline_in_the_file_or_from_the_environment() {
         account: Some("alice".into()),
         ..crate::chat::Source::nick("a")
     };
-    assert!(acl.allows(&alice, None, "admin.restart"));
+    assert!(acl.allows(&alice, None, "admin.restart", CaseMapping::Rfc1459));
     assert!(acl.allows(
         &crate::chat::Source::nick("x"),
         Some("#hamper"),
-        "karma.add"
+        "karma.add",
+        CaseMapping::Rfc1459
     ));
     assert!(!acl.allows(
         &crate::chat::Source::nick("x"),
         Some("#hamper"),
-        "karma.reset"
+        "karma.reset",
+        CaseMapping::Rfc1459
     ));
     assert_eq!(
         c.masked()["acl"]["permissions"]["#hamper"],
@@ -375,8 +379,8 @@ fn acl_file_in_the_original_format_relative_to_the_config_file() {
     assert_eq!(c.masked()["acl"], json!(etc.join("acl.json")));
     let acl = c.access.acl.expect("loaded");
     let anyone = crate::chat::Source::nick("anyone");
-    assert!(acl.allows(&anyone, Some("#channel2"), "quote"));
-    assert!(!acl.allows(&anyone, Some("#channel2"), "factoid"));
+    assert!(acl.allows(&anyone, Some("#channel2"), "quote", CaseMapping::Rfc1459));
+    assert!(!acl.allows(&anyone, Some("#channel2"), "factoid", CaseMapping::Rfc1459));
 
     std::fs::write(etc.join("hamper.conf"), "acl: missing.json\n").expect("write conf");
     let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("missing");
