@@ -5,6 +5,7 @@
 //! the connection and the other plugins carry on. The binary (`main.rs`) only parses the
 //! command line and calls [`run`].
 
+pub mod acl;
 pub mod addressing;
 pub mod chat;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod guard;
 pub mod host_call;
+pub mod identity;
 pub mod irc;
 pub mod mask;
 pub mod outbound;

@@ -499,8 +499,13 @@ impl Router {
             return;
         }
         if let Some(permission) = &found.spec.permission {
-            if !self.is_owner(&source) {
-                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: sender is not an owner");
+            let channel = message.channel.as_deref();
+            if !self
+                .config
+                .access
+                .allows(&source, channel, permission, self.bot.casemapping)
+            {
+                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: the sender does not hold the permission");
                 self.reply_lines(&message, "You don't have permission to do that.", None)
                     .await;
                 return;
@@ -543,14 +548,6 @@ impl Router {
                 }
             }
         }
-    }
-
-    fn is_owner(&self, source: &Source) -> bool {
-        let mask = source.mask();
-        self.config
-            .owners
-            .iter()
-            .any(|owner| crate::mask::matches(owner, &mask, self.bot.casemapping))
     }
 
     async fn builtin(&mut self, event: &CommandEvent) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, KeyError};
+use crate::acl::Access;
 
 /// The plugins run when the config names none.
 pub const DEFAULT_PLUGINS: &[&str] = &["karma", "help", "sed"];
@@ -168,8 +169,11 @@ pub struct Config {
     pub plugins: Vec<PluginSpec>,
     /// The command prefix.
     pub command_prefix: String,
-    /// Hostmasks (`nick!user@host`, with `*` and `?`) of the bot's owners.
-    pub owners: Vec<String>,
+    /// Who may use commands that name a permission: the owners (hostmasks, accounts or
+    /// explicit nicks) and the ACL, if one is configured.
+    pub access: Access,
+    /// The file the ACL was read from, when `acl` names one.
+    pub acl_file: Option<PathBuf>,
     /// Where to look for `hamper-<name>` binaries before the `hamper` executable's folder.
     pub plugin_dir: Option<PathBuf>,
     /// Output pacing towards the IRC server.
@@ -198,7 +202,7 @@ impl Config {
     pub fn defaults() -> Config {
         // Invariant: the empty map has no errors to report.
         #[allow(clippy::expect_used)]
-        Config::from_map(Map::new()).expect("defaults are valid")
+        Config::from_map(Map::new(), None).expect("defaults are valid")
     }
 
     /// The plugin's own config section, or `null`.

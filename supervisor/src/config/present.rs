@@ -52,7 +52,12 @@ impl Config {
             "db": hamper_storage::redact_url(self.db.expose()),
             "plugins": plugins,
             "command_prefix": self.command_prefix,
-            "owners": self.owners,
+            "owners": self.access.owners.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "acl": match (&self.acl_file, &self.access.acl) {
+                (Some(file), _) => json!(file),
+                (None, Some(acl)) => acl.to_json(),
+                (None, None) => Value::Null,
+            },
             "plugin_dir": self.plugin_dir,
             "rejoin_on_kick": self.rejoin_on_kick,
             "log_format": match self.log_format {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use hamper_protocol::CaseMapping;
 use serde_json::{json, Value};
 
 use super::*;
@@ -311,4 +312,135 @@ fn ssl_ca_is_a_path_from_the_file_or_the_environment() {
     let err = load_str("ssl_ca: [a, b]\n", &[]).expect_err("a list is no path");
     assert_eq!(err.errors[0].key, "ssl_ca");
     assert!(err.errors[0].fix.contains("PEM file"), "{}", err.errors[0]);
+}
+
+#[test]
+fn owners_are_hostmasks_accounts_or_explicit_nicks() {
+    let c = load_str(
+        "owners: [\"alice!*@alice.example\", \"$a:bob\", \"nick:carol\"]\n",
+        &[],
+    )
+    .expect("valid, and `$a:bob` is no variable");
+    let shown: Vec<String> = c.access.owners.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["alice!*@alice.example", "$a:bob", "nick:carol"]);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("owners[2]: `nick:carol` matches whoever takes the nick carol"),
+        "{:?}",
+        c.warnings
+    );
+    let env = load_str("", &[("owners", "[\"$a:bob\"]")]).expect("from the environment");
+    assert_eq!(env.access.owners[0].to_string(), "$a:bob");
+
+    let err = load_str("owners: [alice, \"alice@host\", 3]\n", &[]).expect_err("bad owners");
+    let keys: Vec<&str> = err.errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["owners[0]", "owners[1]", "owners[2]"]);
+    assert!(
+        err.errors[0].fix.contains("`$a:alice`"),
+        "{}",
+        err.errors[0]
+    );
+    let err = load_str("owners: \"alice!*@h\"\n", &[]).expect_err("not a list");
+    assert_eq!(err.errors[0].key, "owners");
+}
+
+#[test]
+fn acl_inline_in_the_file_or_from_the_environment() {
+    let c = load_str(
+        "acl:\n  groups:\n    \"@ops\": [\"$a:alice\"]\n  permissions:\n    \"@ops\": [\"*\"]\n    \"#hamper\": [\"karma.*\", \"-karma.reset\"]\n",
+        &[],
+    )
+    .expect("valid");
+    let acl = c.access.acl.as_ref().expect("an ACL");
+    let alice = crate::chat::Source {
+        account: Some("alice".into()),
+        ..crate::chat::Source::nick("a")
+    };
+    assert!(acl.allows(&alice, None, "admin.restart", CaseMapping::Rfc1459));
+    assert!(acl.allows(
+        &crate::chat::Source::nick("x"),
+        Some("#hamper"),
+        "karma.add",
+        CaseMapping::Rfc1459
+    ));
+    assert!(!acl.allows(
+        &crate::chat::Source::nick("x"),
+        Some("#hamper"),
+        "karma.reset",
+        CaseMapping::Rfc1459
+    ));
+    assert_eq!(
+        c.masked()["acl"]["permissions"]["#hamper"],
+        json!(["karma.*", "-karma.reset"])
+    );
+
+    let env = load_str("", &[("acl", "{permissions: {\"#c\": [\"*\"]}}")]).expect("env");
+    assert!(env.access.acl.is_some());
+    assert!(
+        Config::defaults().access.acl.is_none(),
+        "no ACL unless configured"
+    );
+}
+
+#[test]
+fn acl_file_in_the_original_format_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).expect("mkdir");
+    std::fs::write(
+        etc.join("acl.json"),
+        r##"{"permissions": {"#channel": ["*"], "#channel2": ["*", "-factoid"]}}"##,
+    )
+    .expect("write acl");
+    std::fs::write(etc.join("hamper.conf"), "acl: acl.json\n").expect("write conf");
+    let c = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect("valid");
+    assert_eq!(c.acl_file.as_deref(), Some(etc.join("acl.json").as_path()));
+    assert_eq!(c.masked()["acl"], json!(etc.join("acl.json")));
+    let acl = c.access.acl.expect("loaded");
+    let anyone = crate::chat::Source::nick("anyone");
+    assert!(acl.allows(&anyone, Some("#channel2"), "quote", CaseMapping::Rfc1459));
+    assert!(!acl.allows(&anyone, Some("#channel2"), "factoid", CaseMapping::Rfc1459));
+
+    std::fs::write(etc.join("hamper.conf"), "acl: missing.json\n").expect("write conf");
+    let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("missing");
+    assert_eq!(err.errors[0].key, "acl");
+    assert!(
+        err.errors[0].problem.contains("missing.json"),
+        "{}",
+        err.errors[0]
+    );
+
+    std::fs::write(etc.join("acl.json"), "{\"groups\": ").expect("write acl");
+    std::fs::write(etc.join("hamper.conf"), "acl: acl.json\n").expect("write conf");
+    let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("not json");
+    assert!(
+        err.errors[0].problem.contains("is not valid JSON"),
+        "{}",
+        err.errors[0]
+    );
+
+    std::fs::write(
+        etc.join("acl.json"),
+        r##"{"groups": {"@ops": ["*"]}, "permissions": {"a@b@c": ["x"], "@ops": ["quote*"]}}"##,
+    )
+    .expect("write acl");
+    let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("bad entries");
+    let prefix = format!("acl ({})", etc.join("acl.json").display());
+    let keys: Vec<String> = err.errors.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}.groups.@ops[0]"),
+            format!("{prefix}.permissions.@ops[0]"),
+            format!("{prefix}.permissions.a@b@c"),
+        ]
+    );
+}
+
+#[test]
+fn acl_that_is_neither_a_mapping_nor_a_path_is_refused() {
+    for bad in ["acl: [a, b]\n", "acl: 3\n", "acl: \"\"\n"] {
+        let err = load_str(bad, &[]).expect_err(bad);
+        assert_eq!(err.errors[0].key, "acl", "{bad}");
+    }
 }

@@ -26,6 +26,7 @@ use super::pacing::Pacer;
 use super::send_queue::{SendQueue, MAX_LANE};
 use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
 use crate::config::{ChannelSpec, Config, ConfigError, Flood, Secret};
+use crate::identity::Identity;
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -72,8 +73,8 @@ pub struct IrcSettings {
     pub flood: Flood,
     /// Join a channel again (after a few seconds) when kicked from it.
     pub rejoin_on_kick: bool,
-    /// Hostmasks of the owners, whose INVITE the bot follows.
-    pub owners: Vec<String>,
+    /// The owners, whose INVITE the bot follows.
+    pub owners: Vec<Identity>,
 }
 
 impl IrcSettings {
@@ -105,7 +106,7 @@ impl IrcSettings {
             ping_timeout: config.ping_timeout,
             flood: config.flood,
             rejoin_on_kick: config.rejoin_on_kick,
-            owners: config.owners.clone(),
+            owners: config.access.owners.clone(),
         })
     }
 }
@@ -644,7 +645,7 @@ impl Session<'_> {
                     .settings
                     .owners
                     .iter()
-                    .any(|mask| crate::mask::matches(mask, &source.mask(), self.casemapping));
+                    .any(|o| o.matches(&source, self.casemapping));
                 if owner && channel.starts_with(['#', '&', '+', '!']) {
                     info!(%channel, by = %source.nick, "invited by an owner; joining");
                     self.enqueue(
