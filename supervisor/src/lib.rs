@@ -17,19 +17,20 @@ pub mod mask;
 pub mod outbound;
 pub mod plugin;
 pub mod queue;
+pub mod reload;
 pub mod router;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::console::ConsoleOptions;
-use crate::plugin::{spawn_runner, RunnerSettings, StorageSlot};
+use crate::plugin::{Plugins, RunnerSettings, StorageSlot};
 use crate::router::{RouterCtl, RouterParts};
 
 /// Where the bot talks.
@@ -42,12 +43,14 @@ pub enum Frontend {
 }
 
 /// Options that are not configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct RunOptions {
     /// Print every protocol line to stderr.
     pub trace: bool,
     /// The guard each plugin runs under (`None` runs plugins unguarded).
     pub guard: Option<plugin::process::Guard>,
+    /// How to read the configuration again for `!reload` and SIGHUP (`None`: not available).
+    pub reload: Option<reload::Reload>,
 }
 
 /// Why the bot could not run.
@@ -97,38 +100,54 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let plugin_shutdown = CancellationToken::new();
     let (runner_tx, runner_rx) = mpsc::channel(1024);
-    let plugins = config
-        .plugins
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let mut settings = RunnerSettings::new(i, spec.clone());
-            settings.plugin_dir = config.plugin_dir.clone();
-            settings.guard = options.guard.clone();
-            settings.trace = options.trace;
-            settings.storage = storage.clone();
-            settings.command_prefix = config.command_prefix.clone();
-            spawn_runner(
-                settings,
-                runner_tx.clone(),
-                plugin_shutdown.clone(),
-                &tracker,
-            )
-        })
-        .collect();
-    drop(runner_tx);
+    let (plugin_dir, guard, trace, prefix) = (
+        config.plugin_dir.clone(),
+        options.guard.clone(),
+        options.trace,
+        config.command_prefix.clone(),
+    );
+    let make = Box::new(move |index, spec| {
+        let mut settings = RunnerSettings::new(index, spec);
+        settings.plugin_dir = plugin_dir.clone();
+        settings.guard = guard.clone();
+        settings.trace = trace;
+        settings.storage = storage.clone();
+        settings.command_prefix = prefix.clone();
+        settings
+    });
+    let plugins = Plugins::start(
+        &config.plugins,
+        make,
+        runner_tx,
+        plugin_shutdown.clone(),
+        tracker.clone(),
+    );
+    let reload = options.reload.map(|r| match &frontend {
+        // What `hamper run` refuses at start, a reload refuses too.
+        Frontend::Irc => reload::Reload {
+            load: Box::new(move || {
+                let config = (r.load)()?;
+                config.check_runnable()?;
+                Ok(config)
+            }),
+            requests: r.requests,
+        },
+        Frontend::Console(_) => r,
+    });
+    let (published, live_config) = watch::channel(config.clone());
 
     let (net_in_tx, net_in_rx) = queue::byte_queue(NET_IN_BYTES);
     let (net_out_tx, net_out_rx) = mpsc::channel(1024);
     let router_shutdown = CancellationToken::new();
     let router = tokio::spawn(router::run(
         RouterParts {
-            config: config.clone(),
+            config: published,
             plugins,
             net_in: net_in_rx,
             net_out: net_out_tx,
             runners: runner_rx,
             ctl: ctl_rx,
+            reload,
         },
         router_shutdown.clone(),
     ));
@@ -152,7 +171,7 @@ pub async fn run(
             // A task of its own, so that the socket is served by the runtime's workers rather
             // than handed to and from the thread that blocks on `run`.
             let session = tokio::spawn(irc::run(
-                irc::IrcSettings::from_config(&config),
+                irc::IrcSettings::from_config(&config, live_config),
                 net_in_tx,
                 net_out_rx,
                 shutdown.clone(),

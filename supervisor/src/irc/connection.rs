@@ -6,12 +6,13 @@
 //! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -57,8 +58,9 @@ pub struct IrcSettings {
     pub nickname: String,
     /// Server password.
     pub password: Option<Secret>,
-    /// Channels to join.
-    pub channels: Vec<ChannelSpec>,
+    /// The configuration in effect, for what a reload may change: the channels to join, the
+    /// owners whose INVITE the bot follows, and `rejoin_on_kick`.
+    pub live: watch::Receiver<Arc<Config>>,
     /// Reconnect backoff.
     pub backoff: Backoff,
     /// Silence from the server after which the bot pings it.
@@ -67,15 +69,12 @@ pub struct IrcSettings {
     pub ping_timeout: Duration,
     /// Output pacing.
     pub flood: Flood,
-    /// Join a channel again (after a few seconds) when kicked from it.
-    pub rejoin_on_kick: bool,
-    /// Hostmasks of the owners, whose INVITE the bot follows.
-    pub owners: Vec<String>,
 }
 
 impl IrcSettings {
-    /// The settings from a config that passed [`Config::check_runnable`].
-    pub fn from_config(config: &Config) -> IrcSettings {
+    /// The settings from a config that passed [`Config::check_runnable`], and the configuration
+    /// in effect as reloads change it.
+    pub fn from_config(config: &Config, live: watch::Receiver<Arc<Config>>) -> IrcSettings {
         IrcSettings {
             server: config.server.clone().unwrap_or_default(),
             port: config.port,
@@ -83,7 +82,7 @@ impl IrcSettings {
             ssl_verify: config.ssl_verify,
             nickname: config.nickname.clone(),
             password: config.password.clone(),
-            channels: config.channels.clone(),
+            live,
             backoff: Backoff {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(300),
@@ -91,9 +90,12 @@ impl IrcSettings {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             flood: config.flood,
-            rejoin_on_kick: config.rejoin_on_kick,
-            owners: config.owners.clone(),
         }
+    }
+
+    /// The channels to join now.
+    fn channels(&self) -> Vec<ChannelSpec> {
+        self.live.borrow().channels.clone()
     }
 }
 
@@ -364,7 +366,7 @@ async fn session(
                 s.rejoins = later;
                 for (_, channel) in due {
                     let key = settings
-                        .channels
+                        .channels()
                         .iter()
                         .find(|c| c.name.eq_ignore_ascii_case(&channel))
                         .and_then(|c| c.key.as_ref().map(|k| k.expose().to_string()));
@@ -382,7 +384,7 @@ impl Session<'_> {
     /// Whether the session registered and joined, which counts as a success: a server that
     /// accepts the bot and then drops it before that should see the backoff grow, not reset.
     fn stable(&self) -> bool {
-        self.registered && (self.joined || self.settings.channels.is_empty())
+        self.registered && (self.joined || self.settings.live.borrow().channels.is_empty())
     }
 
     /// Takes the next line to send if the pacing allows it now, answering flush markers on
@@ -592,7 +594,9 @@ impl Session<'_> {
                 .await
             }
             "KICK" if msg.params.len() >= 2 => {
-                if self.settings.rejoin_on_kick && msg.param(1).eq_ignore_ascii_case(&self.nick) {
+                if self.settings.live.borrow().rejoin_on_kick
+                    && msg.param(1).eq_ignore_ascii_case(&self.nick)
+                {
                     let channel = msg.param(0).to_string();
                     warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
                     self.rejoins.push((Instant::now() + REJOIN_DELAY, channel));
@@ -624,6 +628,8 @@ impl Session<'_> {
                 let channel = msg.param(1);
                 let owner = self
                     .settings
+                    .live
+                    .borrow()
                     .owners
                     .iter()
                     .any(|mask| crate::mask::matches(mask, &source.mask()));
@@ -649,7 +655,7 @@ impl Session<'_> {
 
     fn join_channels(&mut self) {
         self.nickserv_until = None;
-        for ch in self.settings.channels.clone() {
+        for ch in self.settings.channels() {
             let key = ch.key.as_ref().map(|k| k.expose().to_string());
             self.enqueue(Outbound::Join {
                 channel: ch.name.clone(),

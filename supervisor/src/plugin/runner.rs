@@ -26,6 +26,7 @@ use tracing::{error, info, warn, Instrument};
 
 use super::lane::{response_line, Lane, Services, StorageSlot};
 use super::process::{self, Launch, Process};
+use super::report;
 use super::restart::{Decision, RestartPolicy, Run};
 use super::{encode, Control, Counters, Delivery, FromRunner, Line, PluginHandle, State, Status};
 use crate::config::PluginSpec;
@@ -103,14 +104,19 @@ pub fn spawn_runner(
         pid: None,
         generation: 0,
         hello: None,
+        since: None,
+        next_start: None,
     }));
     let counters = Arc::new(Counters::default());
+    // Its own token, under the bot's: removing the plugin from the config stops this one alone.
+    let own = shutdown.child_token();
     let handle = PluginHandle {
         name: settings.spec.name.clone(),
         inbox: inbox_tx.clone(),
         ctl: ctl_tx,
         status: status.clone(),
         counters: counters.clone(),
+        stop: own.clone(),
     };
     let runner = Runner {
         settings,
@@ -120,9 +126,11 @@ pub fn spawn_runner(
         router,
         status,
         counters,
-        shutdown,
+        shutdown: own,
+        bot_shutdown: shutdown,
         next_ping: Arc::new(AtomicU64::new(1)),
         orphans: Vec::new(),
+        askers: Vec::new(),
         reached_running: false,
         exit: None,
     };
@@ -138,11 +146,16 @@ struct Runner {
     router: mpsc::Sender<FromRunner>,
     status: Arc<Mutex<Status>>,
     counters: Arc<Counters>,
+    /// Cancelled when the bot shuts down or the plugin is removed from the config.
     shutdown: CancellationToken,
+    /// Cancelled when the bot shuts down (only used to word the goodbye).
+    bot_shutdown: CancellationToken,
     /// Ping ids, shared with the writer, which follows each command with a ping.
     next_ping: Arc<AtomicU64>,
     /// Commands the process that just stopped was given but never handled.
     orphans: Vec<Arc<Message>>,
+    /// Owners who asked for the next start (`!restart`, `!enable`), to be told how it went.
+    askers: Vec<(Arc<Message>, Ask)>,
     /// Whether the process that just stopped got past its handshake.
     reached_running: bool,
     /// How the process that just stopped exited, when it exited by itself.
@@ -151,9 +164,35 @@ struct Runner {
 
 /// How one run of the plugin ended.
 enum End {
+    /// The bot is shutting down, or the plugin was removed from the config.
     Shutdown,
+    /// An owner stopped it.
+    Stopped(Stop),
     Crashed(String),
     Permanent(String),
+}
+
+/// An owner's reason to stop a running plugin.
+enum Stop {
+    Restart(Option<Arc<Message>>),
+    Disable(Option<Arc<Message>>),
+}
+
+/// What an owner asked for that starts the plugin, for the answer once it runs.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Restart,
+    Enable,
+}
+
+/// Why a runner that was waiting goes on.
+enum Wake {
+    /// The wait is over: restart, or retry a failed plugin.
+    Elapsed,
+    /// Start now, for an owner.
+    Start(Option<Arc<Message>>, Ask),
+    /// The bot is shutting down, or the plugin was removed.
+    Shutdown,
 }
 
 type Lines = FramedRead<tokio::process::ChildStdout, NdjsonCodec<FromPlugin, ToPlugin>>;
@@ -183,7 +222,12 @@ impl Runner {
     async fn run(mut self) {
         let policy = self.settings.policy();
         let mut history: Vec<Run> = Vec::new();
+        let mut first = true;
         loop {
+            if !first {
+                self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
             let started = Instant::now();
             self.reached_running = false;
             self.exit = None;
@@ -192,18 +236,31 @@ impl Runner {
             // rather than waiting in the inbox of a process that is gone.
             self.set_status(|s| {
                 s.pid = None;
-                if matches!(end, End::Crashed(_)) {
+                s.since = None;
+                if matches!(end, End::Crashed(_) | End::Stopped(Stop::Restart(_))) {
                     s.state = State::Restarting;
                 }
             });
             self.collect_orphans();
-            let restart = match end {
+            let wait = match end {
                 End::Shutdown => None,
+                End::Stopped(Stop::Restart(asker)) => {
+                    info!(plugin = %self.name(), "plugin stopped for an owner's restart; starting it again");
+                    history.clear();
+                    self.askers.extend(asker.map(|m| (m, Ask::Restart)));
+                    self.answer_orphans("it is being restarted").await;
+                    Some(Some(Duration::ZERO))
+                }
+                End::Stopped(Stop::Disable(asker)) => {
+                    self.disable(asker).await;
+                    self.answer_orphans("it has been disabled").await;
+                    Some(None)
+                }
                 End::Permanent(reason) => {
-                    error!(plugin = %self.name(), %reason, "plugin failed and will not be restarted");
-                    self.set_status(|s| s.state = State::Failed(reason));
-                    self.answer_orphans(false).await;
-                    None
+                    error!(plugin = %self.name(), %reason, "plugin failed and will not be restarted or retried");
+                    self.set_status(|s| s.state = State::Failed(reason.clone()));
+                    self.fail_orphans_and_askers(&reason).await;
+                    Some(None)
                 }
                 End::Crashed(reason) if self.stopped_with_the_bot().await => {
                     info!(plugin = %self.name(), %reason, "plugin stopped by SIGTERM as the bot shuts down; not restarted");
@@ -219,23 +276,40 @@ impl Runner {
                         history.remove(0);
                     }
                     match policy.next_delay(&history, now) {
-                        Decision::Fail => {
+                        Decision::Fail { retry_after } => {
                             let why = format!(
                                 "stopped {} times within {}s; last: {reason}",
                                 policy.max_crashes,
                                 policy.window.as_secs_f64()
                             );
-                            error!(plugin = %self.name(), reason = %why, "plugin failed: too many crashes; the rest of the bot carries on");
-                            self.set_status(|s| s.state = State::Failed(why));
-                            self.answer_orphans(false).await;
-                            None
+                            match retry_after {
+                                Some(retry) => {
+                                    error!(plugin = %self.name(), reason = %why, retry_in_s = retry.as_secs_f64(), "plugin failed: too many crashes; the rest of the bot carries on, and it is tried again later")
+                                }
+                                None => {
+                                    error!(plugin = %self.name(), reason = %why, "plugin failed: too many crashes; the rest of the bot carries on (failed_retry is off)")
+                                }
+                            }
+                            self.set_status(|s| {
+                                s.state = State::Failed(why);
+                                s.next_start = retry_after.map(|d| tokio::time::Instant::now() + d);
+                            });
+                            self.fail_orphans_and_askers(&reason).await;
+                            Some(retry_after)
                         }
                         Decision::RestartAfter(delay) => {
                             warn!(plugin = %self.name(), %reason, delay_ms = delay.as_millis() as u64, "plugin stopped; restarting");
-                            self.set_status(|s| s.state = State::Restarting);
-                            self.counters.restarts.fetch_add(1, Ordering::Relaxed);
-                            self.answer_orphans(true).await;
-                            Some(delay)
+                            self.set_status(|s| {
+                                s.state = State::Restarting;
+                                s.next_start = Some(tokio::time::Instant::now() + delay);
+                            });
+                            self.tell_askers(format!(
+                                "The {} plugin did not start: {reason}; it is being restarted.",
+                                self.name()
+                            ))
+                            .await;
+                            self.answer_orphans("it is being restarted").await;
+                            Some(Some(delay))
                         }
                     }
                 }
@@ -247,20 +321,59 @@ impl Runner {
                     plugin: self.settings.index,
                 })
                 .await;
-            match (restart, self.state()) {
-                (Some(delay), _) => {
-                    if !self.idle(Some(delay)).await {
-                        break;
+            let Some(delay) = wait else { break };
+            match self.idle(delay).await {
+                Wake::Shutdown => break,
+                Wake::Elapsed => {
+                    if matches!(self.state(), State::Failed(_)) {
+                        info!(plugin = %self.name(), "trying the failed plugin again, with a fresh crash budget");
+                        history.clear();
                     }
                 }
-                (None, State::Failed(_)) => {
-                    self.idle(None).await;
-                    break;
+                Wake::Start(asker, ask) => {
+                    history.clear();
+                    self.askers.extend(asker.map(|m| (m, ask)));
                 }
-                (None, _) => break,
             }
         }
-        self.set_status(|s| s.state = State::Stopped);
+        self.set_status(|s| {
+            s.state = State::Stopped;
+            s.next_start = None;
+        });
+    }
+
+    /// Marks the plugin disabled (by an owner) and tells the asker.
+    async fn disable(&mut self, asker: Option<Arc<Message>>) {
+        info!(plugin = %self.name(), "plugin disabled by an owner");
+        self.set_status(|s| {
+            s.state = State::Disabled;
+            s.next_start = None;
+        });
+        let text = format!(
+            "The {name} plugin is disabled; {prefix}enable {name} starts it again.",
+            name = self.name(),
+            prefix = self.settings.command_prefix
+        );
+        self.tell(asker.into_iter().collect(), text).await;
+        // Whoever waited for a start will not get one.
+        let waiting: Vec<_> = self.askers.drain(..).map(|(m, _)| m).collect();
+        let text = format!("Sorry, the {} plugin has been disabled.", self.name());
+        self.tell(waiting, text).await;
+    }
+
+    /// After a failure: answers the orphaned commands and the owners waiting for a start.
+    async fn fail_orphans_and_askers(&mut self, reason: &str) {
+        let text = format!(
+            "The {} plugin did not start: {reason}; it has failed ({}plugins says why).",
+            self.name(),
+            self.settings.command_prefix
+        );
+        self.tell_askers(text).await;
+        let next = format!(
+            "it has failed ({}plugins says why)",
+            self.settings.command_prefix
+        );
+        self.answer_orphans(&next).await;
     }
 
     /// Whether a plugin that stopped by SIGTERM did so because the whole bot is being stopped.
@@ -298,9 +411,8 @@ impl Runner {
         }
     }
 
-    /// Tells the senders of the orphaned commands that the plugin stopped, and whether it
-    /// `restarts` or has failed.
-    async fn answer_orphans(&mut self, restarts: bool) {
+    /// Tells the senders of the orphaned commands that the plugin stopped, and what `next`.
+    async fn answer_orphans(&mut self, next: &str) {
         if self.orphans.is_empty() {
             return;
         }
@@ -309,14 +421,6 @@ impl Runner {
         } else {
             "could not start"
         };
-        let next = if restarts {
-            "it is being restarted".to_string()
-        } else {
-            format!(
-                "it has failed ({}plugins says why)",
-                self.settings.command_prefix
-            )
-        };
         let text = format!("Sorry, the {} plugin {what}; {next}.", self.name());
         self.send_orphans(text).await;
     }
@@ -324,43 +428,80 @@ impl Runner {
     async fn send_orphans(&mut self, text: String) {
         let messages = std::mem::take(&mut self.orphans);
         warn!(plugin = %self.name(), commands = messages.len(), "commands the plugin did not answer were answered for it");
-        let _ = self
-            .router
-            .send(FromRunner::Unanswered { messages, text })
-            .await;
+        self.tell(messages, text).await;
     }
 
-    /// While the plugin is not running: drops its events (counted), answers syncs at once,
-    /// until `delay` has passed (true) or shutdown (false).
-    async fn idle(&mut self, delay: Option<Duration>) -> bool {
-        let sleep = async {
-            match delay {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(sleep);
+    /// Tells the owners waiting for the next start how it went.
+    async fn tell_askers(&mut self, text: String) {
+        let messages: Vec<_> = self.askers.drain(..).map(|(m, _)| m).collect();
+        self.tell(messages, text).await;
+    }
+
+    async fn tell(&self, messages: Vec<Arc<Message>>, text: String) {
+        if messages.is_empty() {
+            return;
+        }
+        let _ = self.router.send(FromRunner::Tell { messages, text }).await;
+    }
+
+    /// While the plugin is not running: drops its events (counted), answers syncs at once, and
+    /// acts on owners' commands, until `delay` has passed, an owner starts it, or shutdown.
+    /// Without a delay (failed for good, or disabled) only an owner or shutdown ends the wait.
+    async fn idle(&mut self, delay: Option<Duration>) -> Wake {
+        let mut deadline = delay.map(|d| tokio::time::Instant::now() + d);
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return false,
-                _ = &mut sleep => return true,
+                _ = self.shutdown.cancelled() => return Wake::Shutdown,
+                _ = sleep_until_opt(deadline), if deadline.is_some() => return Wake::Elapsed,
                 Some(delivery) = self.inbox.recv() => {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                     // A command the router sent before it saw the plugin stop.
                     if let Some(message) = delivery.command {
                         self.orphans.push(message);
-                        let text = match delay {
-                            Some(_) => format!("Sorry, the {} plugin is restarting; try again in a moment.", self.name()),
-                            None => format!("Sorry, the {} plugin is not running ({}plugins says why).", self.name(), self.settings.command_prefix),
-                        };
+                        let now = tokio::time::Instant::now();
+                        let text = report::unavailable(self.name(), &self.status(), &self.settings.command_prefix, now)
+                            .unwrap_or_else(|| report::restarting(self.name(), None, now));
                         self.send_orphans(text).await;
                     }
                 }
-                Some(Control::Sync(token)) = self.ctl.recv() => {
-                    let _ = self.router.send(FromRunner::Synced { plugin: self.settings.index, token }).await;
-                }
+                Some(ctl) = self.ctl.recv() => match ctl {
+                    Control::Sync(token) => {
+                        let _ = self.router.send(FromRunner::Synced { plugin: self.settings.index, token }).await;
+                    }
+                    Control::Restart(asker) | Control::Enable(asker) if self.state() != State::Disabled => {
+                        return Wake::Start(asker, Ask::Restart);
+                    }
+                    Control::Enable(asker) => return Wake::Start(asker, Ask::Enable),
+                    Control::Restart(asker) => {
+                        let text = self.disabled_text();
+                        self.tell(asker.into_iter().collect(), text).await;
+                    }
+                    Control::Disable(asker) if self.state() == State::Disabled => {
+                        let text = format!("The {} plugin is already disabled.", self.name());
+                        self.tell(asker.into_iter().collect(), text).await;
+                    }
+                    Control::Disable(asker) => {
+                        self.disable(asker).await;
+                        deadline = None;
+                    }
+                },
             }
         }
+    }
+
+    fn disabled_text(&self) -> String {
+        format!(
+            "The {name} plugin is disabled; {prefix}enable {name} starts it.",
+            name = self.name(),
+            prefix = self.settings.command_prefix
+        )
+    }
+
+    fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     async fn run_once(&mut self) -> End {
@@ -369,6 +510,7 @@ impl Runner {
         self.set_status(|s| {
             s.state = State::Starting;
             s.generation += 1;
+            s.next_start = None;
         });
         self.collect_orphans();
         if !self.orphans.is_empty() {
@@ -472,9 +614,20 @@ impl Runner {
         self.set_status(|s| {
             s.state = State::Running;
             s.hello = Some(hello);
+            s.since = Some(tokio::time::Instant::now());
         });
         self.reached_running = true;
         info!("plugin running");
+        for (asker, ask) in std::mem::take(&mut self.askers) {
+            let text = match ask {
+                Ask::Restart => format!("The {} plugin is running again, pid {pid}.", self.name()),
+                Ask::Enable => format!(
+                    "The {} plugin is enabled and running, pid {pid}.",
+                    self.name()
+                ),
+            };
+            self.tell(vec![asker], text).await;
+        }
 
         let end = self.serve(&mut child, pid, stdin, &mut lines).await;
         if let End::Crashed(reason) = &end {
@@ -578,19 +731,19 @@ impl Runner {
         let mut liveness: Option<(PingId, tokio::time::Instant)> = None;
         let mut syncs: HashMap<PingId, u64> = HashMap::new();
         let mut malformed: VecDeque<Instant> = VecDeque::new();
+        // Why the plugin is being stopped on purpose, to tell it in the goodbye.
+        let mut goodbye: Option<&str> = None;
 
         let end = loop {
             let deadline = liveness.map(|(_, sent)| sent + limits.ping_timeout);
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => {
-                    let goodbye = encode(&ToPlugin::Goodbye(Goodbye { reason: "the bot is shutting down".into() }));
-                    if let (Some(tx), Some(line)) = (urgent_tx.take(), goodbye) {
-                        let _ = tx.send(line);
-                    }
-                    if !writer_done {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
-                    }
+                    goodbye = Some(if self.bot_shutdown.is_cancelled() {
+                        "the bot is shutting down"
+                    } else {
+                        "the plugin was removed from the configuration"
+                    });
                     break End::Shutdown;
                 }
                 status = child.wait() => {
@@ -663,15 +816,31 @@ impl Runner {
                     }
                 },
                 Some(ticket) = tickets.recv() => open.push_back(ticket),
-                Some(Control::Sync(token)) = self.ctl.recv() => {
-                    // Behind every event queued so far, so its pong means they were all handled.
-                    let (id, queued) = ping(&self.next_ping, &self.inbox_tx);
-                    if queued {
-                        syncs.insert(id, token);
-                    } else {
-                        let _ = self.router.send(FromRunner::Synced { plugin: index, token }).await;
+                Some(ctl) = self.ctl.recv() => match ctl {
+                    Control::Sync(token) => {
+                        // Behind every event queued so far, so its pong means they were all handled.
+                        let (id, queued) = ping(&self.next_ping, &self.inbox_tx);
+                        if queued {
+                            syncs.insert(id, token);
+                        } else {
+                            let _ = self.router.send(FromRunner::Synced { plugin: index, token }).await;
+                        }
                     }
-                }
+                    Control::Restart(asker) => {
+                        goodbye = Some("restarted by an owner");
+                        break End::Stopped(Stop::Restart(asker));
+                    }
+                    Control::Disable(asker) => {
+                        goodbye = Some("disabled by an owner");
+                        break End::Stopped(Stop::Disable(asker));
+                    }
+                    Control::Enable(asker) => {
+                        if let Some(asker) = asker {
+                            let text = format!("The {} plugin is not disabled; it is running.", self.settings.spec.name);
+                            let _ = self.router.send(FromRunner::Tell { messages: vec![asker], text }).await;
+                        }
+                    }
+                },
                 _ = pings.tick(), if liveness.is_none() => {
                     // A full inbox still starts the clock: a plugin that stops reading is hung.
                     let (id, _) = ping(&self.next_ping, &self.inbox_tx);
@@ -684,14 +853,31 @@ impl Runner {
                 }
             }
         };
-        // Shutdown: the writer has sent the goodbye and closed stdin, or is dropped here.
+        if let Some(reason) = goodbye {
+            let line = encode(&ToPlugin::Goodbye(Goodbye {
+                reason: reason.into(),
+            }));
+            // Dropping the urgent sender after the goodbye makes the writer close stdin.
+            if let (Some(tx), Some(line)) = (urgent_tx.take(), line) {
+                let _ = tx.send(line);
+            }
+            if !writer_done {
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+            }
+        }
+        // The writer has sent the goodbye and closed stdin, or is dropped here.
         drop(writer);
         while let Ok(ticket) = tickets.try_recv() {
             open.push_back(ticket);
         }
-        if let End::Crashed(_) = end {
-            self.orphans.extend(open.into_iter().map(|t| t.message));
-            return end;
+        match end {
+            End::Crashed(_) => {
+                self.orphans.extend(open.into_iter().map(|t| t.message));
+                return end;
+            }
+            // Commands it was given and did not answer before it stopped get an answer for it.
+            End::Stopped(_) => self.orphans.extend(open.into_iter().map(|t| t.message)),
+            _ => {}
         }
         process::terminate(&self.settings.spec.name, child, pid, self.settings.grace).await;
         info!("plugin stopped");
