@@ -110,8 +110,8 @@ fn split_scheme(url: &str) -> Option<(&str, &str)> {
 }
 
 /// Returns the URL with any password replaced by `********`: the one in `user:password@` and
-/// any `password=` or `sslpassword=` query parameter. Text that is not a `scheme://` URL, such as
-/// a SQLite path, is returned unchanged.
+/// any query parameter named like a secret (`password=`, `sslpassword=`, `auth_token=`). Text
+/// that is not a `scheme://` URL, such as a SQLite path, is returned unchanged.
 ///
 /// When a URL is ambiguous (an unescaped `@` after the host, say) it errs towards hiding more.
 pub fn redact_url(url: &str) -> String {
@@ -141,16 +141,20 @@ fn redact_query(tail: &str) -> String {
     let query: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((key, _))
-                if key.eq_ignore_ascii_case("password")
-                    || key.eq_ignore_ascii_case("sslpassword") =>
-            {
-                format!("{key}=********")
-            }
+            Some((key, _)) if secret_parameter(key) => format!("{key}=********"),
             _ => pair.to_string(),
         })
         .collect();
     format!("{before}?{}", query.join("&"))
+}
+
+/// Whether a query parameter may hold a secret: `password`, `sslpassword`, and anything else
+/// named like one (`auth_token`, `secret`), since hiding too much costs nothing here.
+fn secret_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "auth", "credential"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 #[cfg(test)]
@@ -317,6 +321,18 @@ mod tests {
                 "postgres://u:********@h/d?PASSWORD=********",
             ),
             ("postgres://h/d", "postgres://h/d"),
+            (
+                "postgres://user:pa/ss@db.example.org/hamper",
+                "postgres://user:********@db.example.org/hamper",
+            ),
+            (
+                "postgres://user:p?w#x@h/d?sslmode=require",
+                "postgres://user:********@h/d?sslmode=require",
+            ),
+            (
+                "postgres://h/d?auth_token=abc&application_name=hamper",
+                "postgres://h/d?auth_token=********&application_name=hamper",
+            ),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");

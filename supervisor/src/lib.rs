@@ -211,7 +211,7 @@ async fn open_storage(
     shutdown: CancellationToken,
 ) -> Result<StorageSlot, RunError> {
     let url = config.db.expose().to_string();
-    let shown = config::redact_url(&url);
+    let shown = hamper_storage::redact_url(&url);
     let slot = StorageSlot::default();
     match hamper_storage::Storage::open(&url).await {
         Ok(storage) => {

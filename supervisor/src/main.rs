@@ -319,7 +319,7 @@ async fn migrate(config: &Config) -> ExitCode {
         Err(err) => {
             eprintln!(
                 "hamper: failed to migrate {}: {err}",
-                hamper::config::redact_url(config.db.expose())
+                hamper_storage::redact_url(config.db.expose())
             );
             ExitCode::FAILURE
         }
@@ -332,7 +332,7 @@ async fn import(config: &Config, from: &str) -> ExitCode {
         Err(err) => {
             eprintln!(
                 "hamper: failed to open {}: {err}",
-                hamper::config::redact_url(config.db.expose())
+                hamper_storage::redact_url(config.db.expose())
             );
             return ExitCode::FAILURE;
         }
@@ -345,7 +345,7 @@ async fn import(config: &Config, from: &str) -> ExitCode {
         Err(err) => {
             eprintln!(
                 "hamper: failed to import from {}: {err}",
-                hamper::config::redact_url(from)
+                hamper_storage::redact_url(from)
             );
             ExitCode::FAILURE
         }

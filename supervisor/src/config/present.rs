@@ -1,0 +1,134 @@
+//! Showing the configuration: `check-config`'s view, with every secret masked by key and by value.
+
+use serde_json::{json, Map, Value};
+
+use super::model::{Config, Flood, LogFormat, Secret};
+
+impl Config {
+    /// The configuration as YAML-ready data with every secret masked, for `check-config`.
+    pub fn masked(&self) -> Value {
+        let plugins: Vec<Value> = self
+            .plugins
+            .iter()
+            .map(|p| {
+                let env: Map<String, Value> = p
+                    .env
+                    .iter()
+                    .map(|(k, v)| {
+                        let shown = if looks_secret(k) { mask() } else { v.clone() };
+                        (k.clone(), Value::String(shown))
+                    })
+                    .collect();
+                json!({
+                    "name": p.name,
+                    "command": p.command,
+                    "args": p.args,
+                    "env": env,
+                    "grants": p.grants.iter().map(|g| format!("{g:?}").to_lowercase()).collect::<Vec<_>>(),
+                    "handshake_timeout": p.limits.handshake_timeout.as_secs_f64(),
+                    "ping_interval": p.limits.ping_interval.as_secs_f64(),
+                    "ping_timeout": p.limits.ping_timeout.as_secs_f64(),
+                    "max_restarts": p.limits.max_restarts,
+                    "restart_window": p.limits.restart_window.as_secs_f64(),
+                    "inbox": p.limits.inbox,
+                })
+            })
+            .collect();
+        let mut out = json!({
+            "nickname": self.nickname,
+            "server": self.server,
+            "port": self.port,
+            "ssl": self.ssl,
+            "ssl_verify": self.ssl_verify,
+            "channels": self.channels.iter().map(|c| match c.key {
+                Some(_) => format!("{} {}", c.name, mask()),
+                None => c.name.clone(),
+            }).collect::<Vec<_>>(),
+            "password": self.password.as_ref().map(|_| mask()),
+            "db": hamper_storage::redact_url(self.db.expose()),
+            "plugins": plugins,
+            "command_prefix": self.command_prefix,
+            "owners": self.owners,
+            "plugin_dir": self.plugin_dir,
+            "rejoin_on_kick": self.rejoin_on_kick,
+            "log_format": match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+            "log_level": self.log_level,
+            "ping_interval": self.ping_interval.as_secs_f64(),
+            "ping_timeout": self.ping_timeout.as_secs_f64(),
+            "flood": match self.flood {
+                Flood::Off => json!("off"),
+                Flood::Bucket { burst, per_second } => json!({"burst": burst, "per_second": per_second}),
+            },
+        });
+        if let Value::Object(map) = &mut out {
+            for (name, section) in &self.sections {
+                map.insert(name.clone(), mask_secrets(section));
+            }
+        }
+        // Then by value: a secret also hides under an innocent key (`weather: {api: $KEY}`,
+        // the server password pasted into a plugin's section).
+        let secrets: Vec<&str> = self
+            .pulled_from_env
+            .iter()
+            .chain(&self.password)
+            .chain(self.channels.iter().filter_map(|c| c.key.as_ref()))
+            .map(Secret::expose)
+            .filter(|s| s.len() >= MIN_MASKED_LEN)
+            .collect();
+        mask_values(&mut out, &secrets);
+        out
+    }
+}
+
+fn mask() -> String {
+    "********".to_string()
+}
+
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "key", "auth", "credential"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// Values shorter than this are not masked by value: hiding every `1` or `on` in the output
+/// would say nothing about secrets and hide the configuration.
+const MIN_MASKED_LEN: usize = 4;
+
+/// Replaces every occurrence of each secret inside every string of `v`.
+fn mask_values(v: &mut Value, secrets: &[&str]) {
+    match v {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret) {
+                    *s = s.replace(secret, &mask());
+                }
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, secrets)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_values(v, secrets)),
+        _ => {}
+    }
+}
+
+fn mask_secrets(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let shown = if looks_secret(k) && !v.is_object() && !v.is_null() {
+                        Value::String(mask())
+                    } else {
+                        mask_secrets(v)
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(mask_secrets).collect()),
+        other => other.clone(),
+    }
+}

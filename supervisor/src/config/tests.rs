@@ -1,0 +1,294 @@
+//! Loading whole configurations: file, environment and validation together.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_str(yaml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hamper.conf");
+    std::fs::write(&path, yaml).expect("write");
+    Config::load(Some(&path), &env(pairs))
+}
+
+#[test]
+fn defaults_run_the_three_plugins_on_sqlite() {
+    let c = Config::defaults();
+    let names: Vec<_> = c.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["karma", "help", "sed"]);
+    assert_eq!(c.db.expose(), DEFAULT_DB);
+    assert_eq!(
+        (c.nickname.as_str(), c.port, c.ssl, c.ssl_verify),
+        ("hamper", 6667, false, true)
+    );
+    assert_eq!(c.command_prefix, "!");
+    assert!(c.check_runnable().is_err(), "run needs a server");
+}
+
+#[test]
+fn environment_alone_as_in_the_heroku_guide() {
+    let c = load_str(
+        "",
+        &[
+            ("nickname", "my_hamper"),
+            ("plugins", "[karma,help,sed]"),
+            ("server", "irc.example.org"),
+            ("port", "6697"),
+            ("ssl", "true"),
+            ("channels", "[\"#hamper-testing\", \"#secret sesame\"]"),
+            ("PATH", "/usr/bin"),
+            ("HOME", "/root"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(c.nickname, "my_hamper");
+    assert_eq!(c.server.as_deref(), Some("irc.example.org"));
+    assert_eq!((c.port, c.ssl), (6697, true));
+    assert_eq!(c.channels[0].name, "#hamper-testing");
+    assert_eq!(
+        c.channels[1].key.as_ref().map(Secret::expose),
+        Some("sesame")
+    );
+    assert_eq!(c.plugins.len(), 3);
+    assert!(!c.sections.contains_key("PATH"));
+    c.check_runnable().expect("runnable");
+}
+
+#[test]
+fn environment_overrides_the_file_and_database_url_wins() {
+    let c = load_str(
+        "nickname: filebot\nport: 7000\ndb: sqlite:file.db\nsed:\n  only-directed: false\n",
+        &[
+            ("nickname", "envbot"),
+            ("DATABASE_URL", "postgres://u:pw@db.example/x"),
+            ("sed", "{only-directed: true}"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(c.nickname, "envbot");
+    assert_eq!(c.port, 7000);
+    assert_eq!(c.db.expose(), "postgres://u:pw@db.example/x");
+    assert_eq!(c.section("sed"), json!({"only-directed": true}));
+    assert_eq!(c.section("karma"), Value::Null);
+}
+
+#[test]
+fn flood_is_off_a_bucket_or_an_error_naming_the_fix() {
+    assert_eq!(Config::defaults().flood, Flood::default());
+    for off in ["flood: off\n", "flood: false\n", "flood: \"off\"\n"] {
+        assert_eq!(load_str(off, &[]).expect(off).flood, Flood::Off, "{off}");
+    }
+    assert_eq!(
+        load_str("", &[("flood", "off")]).expect("env").flood,
+        Flood::Off
+    );
+    let c = load_str("flood: {burst: 10, per_second: 0.5}\n", &[]).expect("bucket");
+    assert_eq!(
+        c.flood,
+        Flood::Bucket {
+            burst: 10,
+            per_second: 0.5
+        }
+    );
+    let c = load_str("", &[("flood", "{burst: 3}")]).expect("env bucket");
+    assert_eq!(
+        c.flood,
+        Flood::Bucket {
+            burst: 3,
+            per_second: Flood::DEFAULT_PER_SECOND
+        }
+    );
+    for bad in [
+        "flood: fast\n",
+        "flood: {burst: 0}\n",
+        "flood: {burst: 2.5}\n",
+        "flood: {per_second: -1}\n",
+        "flood: {rate: 3}\n",
+    ] {
+        let err = load_str(bad, &[]).expect_err(bad);
+        assert_eq!(err.errors[0].key, "flood", "{bad}");
+        assert!(err.errors[0].fix.contains("flood: off"), "{bad}");
+    }
+}
+
+#[test]
+fn inbox_is_a_size_in_bytes_and_an_old_count_is_refused_with_the_fix() {
+    let limits = |yaml: &str| load_str(yaml, &[]).map(|c| c.plugins[0].limits.inbox);
+    assert_eq!(limits("plugins: [karma]\n"), Ok(DEFAULT_INBOX));
+    for (value, bytes) in [
+        ("8MiB", 8 << 20),
+        ("512KiB", 512 << 10),
+        ("64k", 64 << 10),
+        ("1048576", 1 << 20),
+        ("2 MB", 2 << 20),
+    ] {
+        let yaml = format!("plugins: [{{name: karma, inbox: {value}}}]\n");
+        assert_eq!(limits(&yaml), Ok(bytes), "{value}");
+    }
+    let err = limits("plugins: [{name: karma, inbox: 256}]\n").expect_err("a count");
+    assert_eq!(err.errors[0].key, "plugins[0].inbox");
+    assert!(
+        err.errors[0].problem.contains("not a count"),
+        "{}",
+        err.errors[0]
+    );
+    assert!(err.errors[0].fix.contains("8MiB"), "{}", err.errors[0]);
+    let err = limits("plugins: [{name: karma, inbox: lots}]\n").expect_err("words");
+    assert!(err.errors[0].fix.contains("512KiB"), "{}", err.errors[0]);
+}
+
+#[test]
+fn secrets_are_masked_by_value_under_any_key() {
+    let c = load_str(
+            "password: hunter2secret\nweather:\n  api: $WEATHER_KEY\n  note: \"hunter2secret\"\nchannels: [\"#c sesame-key\"]\ngreeter:\n  message: the key is sesame-key\n",
+            &[("WEATHER_KEY", "w-abc123xyz")],
+        )
+        .expect("valid");
+    let shown = c.masked().to_string();
+    for secret in ["w-abc123xyz", "hunter2secret", "sesame-key"] {
+        assert!(!shown.contains(secret), "{secret} shown: {shown}");
+    }
+    assert!(shown.contains("the key is ********"), "{shown}");
+    assert_eq!(
+        c.section("weather")["api"],
+        "w-abc123xyz",
+        "the value itself is intact"
+    );
+}
+
+#[test]
+fn dollar_values_come_from_the_environment() {
+    let c = load_str(
+        "password: $IRC_PASS\nkarma:\n  token: $TOK\n",
+        &[("IRC_PASS", "hunter2"), ("TOK", "t")],
+    )
+    .expect("valid");
+    assert_eq!(c.password.as_ref().map(Secret::expose), Some("hunter2"));
+    assert_eq!(c.section("karma"), json!({"token": "t"}));
+    let err = load_str("password: $MISSING\n", &[]).expect_err("missing var");
+    assert_eq!(err.errors[0].key, "password");
+    assert!(err.errors[0].problem.contains("MISSING"));
+}
+
+#[test]
+fn every_bad_key_is_named_with_a_fix() {
+    let err = load_str(
+            "port: lots\nssl: maybe\nchannels: [\"hamper\"]\nnickname: 9lives\nplugins: [karma, {command: [x]}, karma]\ncommand_prefix: \"\"\n",
+            &[],
+        )
+        .expect_err("invalid");
+    let keys: Vec<_> = err.errors.iter().map(|e| e.key.as_str()).collect();
+    for key in [
+        "port",
+        "ssl",
+        "channels[0]",
+        "nickname",
+        "plugins[1].name",
+        "plugins[2]",
+        "command_prefix",
+    ] {
+        assert!(keys.contains(&key), "{key} not reported in {keys:?}");
+    }
+    assert!(err.errors.iter().all(|e| !e.fix.is_empty()));
+}
+
+#[test]
+fn a_bare_hash_channel_from_the_environment_explains_the_comment() {
+    let err = load_str("", &[("channels", "#hamper")]).expect_err("comment");
+    assert_eq!(err.errors[0].key, "channels");
+    assert!(
+        err.errors[0].fix.contains("[\"#hamper\"]"),
+        "{}",
+        err.errors[0].fix
+    );
+}
+
+#[test]
+fn external_plugins_with_args_env_grants_and_limits() {
+    let c = load_str(
+            "plugins:\n  - karma\n  - name: weather\n    command: [python3, plugins/weather.py]\n    args: [--metric]\n    env: {API_TOKEN: abc, UNITS: metric}\n    grants: [join, part]\n    ping_interval: 0.5\n    max_restarts: 2\nweather:\n  city: Oslo\n  api_key: s3cret\n",
+            &[],
+        )
+        .expect("valid");
+    let w = &c.plugins[1];
+    assert_eq!(
+        w.command.as_deref(),
+        Some(&["python3".to_string(), "plugins/weather.py".to_string()][..])
+    );
+    assert_eq!(w.args, ["--metric"]);
+    assert!(w.has(Grant::Join) && w.has(Grant::Part) && !w.has(Grant::Raw));
+    assert_eq!(w.limits.ping_interval, Duration::from_millis(500));
+    assert_eq!(w.limits.max_restarts, 2);
+    assert_eq!(c.section("weather")["city"], "Oslo");
+    let shown = serde_json::to_string(&c.masked()).expect("json");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("abc"),
+        "{shown}"
+    );
+    assert!(shown.contains("metric"));
+}
+
+#[test]
+fn secrets_never_show() {
+    let c = load_str(
+            "password: hunter2\nchannels: [\"#c key123\"]\ndb: postgres://bob:pw123@h:5432/d?sslmode=require&password=qq\n",
+            &[],
+        )
+        .expect("valid");
+    let shown = serde_json::to_string(&c.masked()).expect("json");
+    for secret in ["hunter2", "key123", "pw123", "qq"] {
+        assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+    }
+    assert!(shown.contains("postgres://bob:********@h:5432/d?sslmode=require"));
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn an_empty_or_non_mapping_file() {
+    assert!(load_str("", &[]).is_ok());
+    assert!(load_str("# only a comment\n", &[]).is_ok());
+    let err = load_str("- a\n- b\n", &[]).expect_err("list");
+    assert!(err.errors[0].problem.contains("mapping"));
+    let err = load_str("nickname: [unclosed\n", &[]).expect_err("yaml");
+    assert!(err.errors[0].problem.contains("not valid YAML"));
+}
+
+#[test]
+fn misspelt_keys_are_warned_about_and_other_sections_kept() {
+    let c = load_str("nicknme: bot\nweather:\n  city: Oslo\n", &[]).expect("valid");
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("did you mean `nickname`")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(c.section("weather")["city"], "Oslo");
+    let err = load_str("", &[("channels", "#a,#b")]).expect_err("comment");
+    assert!(
+        err.errors[0].fix.contains(r##"channels='["#a", "#b"]'"##),
+        "{}",
+        err.errors[0].fix
+    );
+}
+
+#[test]
+fn nick_validity() {
+    for ok in ["hamper", "h4mper", "[bot]", "_x", "a-b"] {
+        assert!(valid_nick(ok), "{ok}");
+    }
+    for bad in ["", "9x", "a b", "a:b", "a\r\nQUIT"] {
+        assert!(!valid_nick(bad), "{bad:?}");
+    }
+}
