@@ -83,6 +83,7 @@ impl RunnerSettings {
         let mut policy = RestartPolicy {
             max_crashes: self.spec.limits.max_restarts,
             window: self.spec.limits.restart_window,
+            failed_retry: self.spec.limits.failed_retry,
             ..RestartPolicy::default()
         };
         policy.healthy_after = policy.healthy_after.min(self.spec.limits.restart_window);

@@ -105,7 +105,10 @@ impl Router {
             "enable" => self.on_plugin(event, PluginAction::Enable),
             "join" => self.join(event).await,
             "part" => self.part(event).await,
-            "reload" => Some(self.reload(Some(&event.message)).await),
+            "reload" => {
+                self.reload(Some(&event.message)).await;
+                None
+            }
             _ => None,
         };
         if let Some(text) = text {
@@ -215,12 +218,15 @@ impl Router {
             return Some(format!("I am already in {channel}."));
         }
         info!(%channel, by = %event.message.nick, "joining at an owner's request");
+        // The answer first, then the act, as for `!part`.
+        self.reply_lines(&event.message, &format!("Joining {channel}."), None)
+            .await;
         self.send_out(Outbound::Join {
             channel: channel.to_string(),
             key: key.map(str::to_string),
         })
         .await;
-        Some(format!("Joining {channel}."))
+        None
     }
 
     /// `!part [#channel]`: the channel named, or the one it was said in.
@@ -263,12 +269,17 @@ impl Router {
     }
 
     /// `!reload` (with the asker) and SIGHUP (without): reads the config again and applies it,
-    /// or, when it is not valid, changes nothing. Returns the summary, which is also logged.
-    pub(super) async fn reload(&mut self, asker: Option<&Message>) -> String {
+    /// or, when it is not valid, changes nothing. The outcome is logged, and told to the asker
+    /// before any channel is joined or left.
+    pub(super) async fn reload(&mut self, asker: Option<&Message>) {
         let by = asker.map(|m| m.nick.as_str()).unwrap_or("SIGHUP");
         let Some(load) = &self.load_config else {
             warn!(%by, "reload not available: `hamper plugin` runs one plugin without its config");
-            return "Reloading is not available here: `hamper plugin` runs one plugin without its config.".into();
+            if let Some(asker) = asker {
+                let text = "Reloading is not available here: `hamper plugin` runs one plugin without its config.";
+                self.reply_lines(asker, text, None).await;
+            }
+            return;
         };
         let new = match load() {
             Ok(new) => new,
@@ -286,7 +297,10 @@ impl Router {
                     keys.join(", ")
                 );
                 warn!(%by, "{text}");
-                return text;
+                if let Some(asker) = asker {
+                    self.reply_lines(asker, &text, None).await;
+                }
+                return;
             }
         };
         for warning in &new.warnings {
@@ -294,9 +308,11 @@ impl Router {
         }
         let plan = reload::plan(&self.config, new);
         let summary = plan.summary();
-        self.apply(plan).await;
         info!(%by, "config reloaded: {summary}");
-        summary
+        if let Some(asker) = asker {
+            self.reply_lines(asker, &summary, None).await;
+        }
+        self.apply(plan).await;
     }
 
     /// Carries a reload's plan out.
