@@ -8,11 +8,13 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod names;
 pub mod sdk;
 pub mod testing;
 pub mod wire;
 
 pub use codec::{LineError, NdjsonCodec};
+pub use names::CaseMapping;
 pub use wire::*;
 
 /// The protocol version this crate speaks. A plugin whose `hello` names another version is refused.

@@ -273,6 +273,9 @@ pub struct BotInfo {
     /// Whether the bot is connected to IRC now (`false` in console mode before start-up ends).
     #[serde(default)]
     pub connected: bool,
+    /// How the server compares nicks and channel names (`rfc1459` until it says otherwise).
+    #[serde(default)]
+    pub casemapping: crate::CaseMapping,
 }
 
 /// A chat message or `/me` action, with the addressing facts of the original Hamper.
@@ -438,6 +441,9 @@ pub struct Connected {
     /// The server, as configured.
     #[serde(default)]
     pub server: String,
+    /// How the server compares nicks and channel names, from its `CASEMAPPING`.
+    #[serde(default)]
+    pub casemapping: crate::CaseMapping,
 }
 
 /// The bot lost its connection.

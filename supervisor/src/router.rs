@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::addressing::address;
-use crate::chat::{Inbound, Outbound, Source};
+use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
 use crate::commands::{CommandTable, Owner};
 use crate::config::{Config, Grant};
 use crate::outbound::{is_single_line, split_text, DEFAULT_MAX_LINES};
@@ -52,7 +52,7 @@ pub struct RouterParts {
     /// Events from the network.
     pub net_in: ByteReceiver<Inbound>,
     /// Commands to the network.
-    pub net_out: mpsc::Sender<Outbound>,
+    pub net_out: mpsc::Sender<Outgoing>,
     /// Messages from plugin runners.
     pub runners: mpsc::Receiver<FromRunner>,
     /// Control requests.
@@ -100,6 +100,7 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
             channels: Vec::new(),
             command_prefix: config.command_prefix.clone(),
             connected: false,
+            casemapping: Default::default(),
         },
         ready_waiters: Vec::new(),
         syncs: Vec::new(),
@@ -146,7 +147,7 @@ struct Router {
     /// Reads the configuration again, for `!reload` and SIGHUP.
     load_config: Option<crate::reload::LoadConfig>,
     plugins: Plugins,
-    net_out: mpsc::Sender<Outbound>,
+    net_out: mpsc::Sender<Outgoing>,
     commands: CommandTable,
     bot: BotInfo,
     ready_waiters: Vec<oneshot::Sender<()>>,
@@ -169,11 +170,12 @@ fn is_channel(target: &str) -> bool {
 
 impl Router {
     fn is_me(&self, nick: &str) -> bool {
-        nick.eq_ignore_ascii_case(&self.bot.nick)
+        self.bot.casemapping.same(nick, &self.bot.nick)
     }
 
-    async fn send_out(&self, out: Outbound) {
-        let _ = self.net_out.send(out).await;
+    async fn send_out(&self, origin: &Origin, command: Outbound) {
+        let origin = origin.clone();
+        let _ = self.net_out.send(Outgoing { origin, command }).await;
     }
 
     fn check_ready(&mut self) {
@@ -222,7 +224,10 @@ impl Router {
         self.syncs = pending;
         for s in done {
             // The frontend answers once everything queued before this marker is out.
-            let _ = self.net_out.try_send(Outbound::Flush(s.reply));
+            let _ = self.net_out.try_send(Outgoing {
+                origin: Origin::Bot,
+                command: Outbound::Flush(s.reply),
+            });
         }
     }
 
@@ -366,7 +371,7 @@ impl Router {
                         .bot
                         .channels
                         .iter()
-                        .any(|c| c.eq_ignore_ascii_case(&channel))
+                        .any(|c| self.bot.casemapping.same(c, &channel))
                 {
                     self.bot.channels.push(channel.clone());
                 }
@@ -388,9 +393,8 @@ impl Router {
             } => {
                 let is_bot = self.is_me(&source.nick);
                 if is_bot {
-                    self.bot
-                        .channels
-                        .retain(|c| !c.eq_ignore_ascii_case(&channel));
+                    let mapping = self.bot.casemapping;
+                    self.bot.channels.retain(|c| !mapping.same(c, &channel));
                 }
                 self.broadcast(
                     Subscription::Part,
@@ -417,9 +421,8 @@ impl Router {
             } => {
                 let is_bot = self.is_me(&nick);
                 if is_bot {
-                    self.bot
-                        .channels
-                        .retain(|c| !c.eq_ignore_ascii_case(&channel));
+                    let mapping = self.bot.casemapping;
+                    self.bot.channels.retain(|c| !mapping.same(c, &channel));
                 }
                 self.broadcast(
                     Subscription::Kick,
@@ -465,13 +468,22 @@ impl Router {
                     nick: source.nick,
                 }),
             ),
-            Inbound::Connected { nick, server } => {
+            Inbound::Connected {
+                nick,
+                server,
+                casemapping,
+            } => {
                 self.bot.nick = nick.clone();
                 self.bot.connected = true;
+                self.bot.casemapping = casemapping;
                 self.bot.channels.clear();
                 self.broadcast(
                     Subscription::Connected,
-                    ToPlugin::Connected(Connected { nick, server }),
+                    ToPlugin::Connected(Connected {
+                        nick,
+                        server,
+                        casemapping,
+                    }),
                 );
             }
             Inbound::Disconnected { reason } => {
@@ -490,7 +502,13 @@ impl Router {
             return;
         }
         let private = !is_channel(&target);
-        let addressed = address(&text, &self.bot.nick, &self.config.command_prefix, private);
+        let addressed = address(
+            &text,
+            &self.bot.nick,
+            self.bot.casemapping,
+            &self.config.command_prefix,
+            private,
+        );
         let message = Message {
             channel: (!private).then(|| target.clone()),
             nick: source.nick.clone(),
@@ -573,13 +591,13 @@ impl Router {
         self.config
             .owners
             .iter()
-            .any(|owner| crate::mask::matches(owner, &mask))
+            .any(|owner| crate::mask::matches(owner, &mask, self.bot.casemapping))
     }
 
     async fn reply_lines(&self, to: &Message, text: &str, max: Option<usize>) {
         let target = to.reply_target().to_string();
         self.emit(
-            "hamper",
+            &Origin::Bot,
             |t| Outbound::Privmsg {
                 target: target.clone(),
                 text: t,
@@ -593,7 +611,7 @@ impl Router {
     /// The choke point for text: split into lines, capped, each its own message.
     async fn emit(
         &self,
-        plugin: &str,
+        origin: &Origin,
         make: impl Fn(String) -> Outbound,
         text: &str,
         max_lines: usize,
@@ -601,14 +619,14 @@ impl Router {
         let lines = split_text(text, max_lines);
         if lines.dropped > 0 {
             warn!(
-                plugin,
+                plugin = origin.name(),
                 dropped = lines.dropped,
                 max_lines,
                 "text had too many lines; the rest was not sent"
             );
         }
         for line in lines.lines {
-            self.send_out(make(line)).await;
+            self.send_out(origin, make(line)).await;
         }
     }
 
@@ -617,30 +635,31 @@ impl Router {
             return;
         };
         let name = slot.handle.name.clone();
+        let origin = slot.origin.clone();
         let spec = slot.spec.clone();
         let granted = |g: Grant| spec.has(g);
         match msg {
             FromPlugin::Reply(r) => {
                 let target = r.channel.clone().unwrap_or_else(|| r.nick.clone());
-                self.say_to(&name, &target, &r.text, "reply", |target, text| {
+                self.say_to(&origin, &target, &r.text, "reply", |target, text| {
                     Outbound::Privmsg { target, text }
                 })
                 .await;
             }
             FromPlugin::Say(s) => {
-                self.say_to(&name, &s.target, &s.text, "say", |target, text| {
+                self.say_to(&origin, &s.target, &s.text, "say", |target, text| {
                     Outbound::Privmsg { target, text }
                 })
                 .await
             }
             FromPlugin::Me(s) => {
-                self.say_to(&name, &s.target, &s.text, "me", |target, text| {
+                self.say_to(&origin, &s.target, &s.text, "me", |target, text| {
                     Outbound::Action { target, text }
                 })
                 .await
             }
             FromPlugin::Notice(s) => {
-                self.say_to(&name, &s.target, &s.text, "notice", |target, text| {
+                self.say_to(&origin, &s.target, &s.text, "notice", |target, text| {
                     Outbound::Notice { target, text }
                 })
                 .await
@@ -655,10 +674,13 @@ impl Router {
                     warn!(plugin = %name, channel = %j.channel, "join refused: not a valid channel name or key");
                     return;
                 }
-                self.send_out(Outbound::Join {
-                    channel: j.channel,
-                    key: j.key,
-                })
+                self.send_out(
+                    &origin,
+                    Outbound::Join {
+                        channel: j.channel,
+                        key: j.key,
+                    },
+                )
                 .await;
             }
             FromPlugin::Part(p) => {
@@ -677,10 +699,13 @@ impl Router {
                         .next()
                         .unwrap_or_default()
                 });
-                self.send_out(Outbound::Part {
-                    channel: p.channel,
-                    reason,
-                })
+                self.send_out(
+                    &origin,
+                    Outbound::Part {
+                        channel: p.channel,
+                        reason,
+                    },
+                )
                 .await;
             }
             FromPlugin::Raw(r) => {
@@ -692,7 +717,7 @@ impl Router {
                     warn!(plugin = %name, "raw line refused: empty, over 510 bytes, or holding CR, LF or NUL");
                     return;
                 }
-                self.send_out(Outbound::Raw(r.line)).await;
+                self.send_out(&origin, Outbound::Raw(r.line)).await;
             }
             // Requests go to the plugin's lane, hellos and pongs to its runner.
             FromPlugin::Request(_) | FromPlugin::Hello(_) | FromPlugin::Pong(_) => {}
@@ -701,19 +726,19 @@ impl Router {
 
     async fn say_to(
         &self,
-        plugin: &str,
+        origin: &Origin,
         target: &str,
         text: &str,
         what: &str,
         make: impl Fn(String, String) -> Outbound,
     ) {
         if !valid_word(target) {
-            warn!(plugin, target = %target.escape_debug(), action = what, "refused: the target is not a nick or channel");
+            warn!(plugin = origin.name(), target = %target.escape_debug(), action = what, "refused: the target is not a nick or channel");
             return;
         }
         let target = target.to_string();
         self.emit(
-            plugin,
+            origin,
             |line| make(target.clone(), line),
             text,
             DEFAULT_MAX_LINES,

@@ -129,14 +129,14 @@ fn every_mask_match_vector() {
     for case in &file.tests {
         for text in &case.matches {
             assert!(
-                mask::matches(&case.mask, text),
+                mask::matches(&case.mask, text, hamper_protocol::CaseMapping::Rfc1459),
                 "{} should match {text}",
                 case.mask
             );
         }
         for text in &case.fails {
             assert!(
-                !mask::matches(&case.mask, text),
+                !mask::matches(&case.mask, text, hamper_protocol::CaseMapping::Rfc1459),
                 "{} should not match {text}",
                 case.mask
             );

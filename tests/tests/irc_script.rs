@@ -1,6 +1,7 @@
 //! Exact protocol flows against a scripted fake server: registration with a taken nick, the
-//! NickServ handshake before joining, keyed channels, PING, hostile lines, QUIT, and that the
-//! password and channel key never reach the log even at trace level.
+//! NickServ handshake before joining, keyed channels, PING, hostile lines, QUIT, the server's
+//! casemapping, the real prefix in the 512-byte budget, plugins taking turns on a paced wire, and
+//! that the password and channel key never reach the log even at trace level.
 // Failing loudly is how these helpers report a broken flow.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -301,5 +302,123 @@ fn secrets_never_reach_the_log() {
     );
     for secret in ["s3cr3t-pass", "sesame-key"] {
         assert!(!log.contains(secret), "{secret} appears in the log:\n{log}");
+    }
+}
+
+#[test]
+fn a_reply_that_only_fits_with_the_real_prefix_is_one_line_once_the_prefix_is_known() {
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[("flood", "off")]);
+    // With `:hb!u@h` relayed in front, 486 bytes of text fit in 512; before the bot has seen
+    // its prefix it must allow for a 63-byte host and a 10-byte user, which leaves 415.
+    let text = "y".repeat(430);
+    let fits = |l: &str| format!(":hb!u@h {l}\r\n").len() <= 512;
+    peer.send(&format!(":eve!e@h PRIVMSG #keyed :!bad echo {text}"));
+    let first = peer.expect(T, "the first piece", |l| l.starts_with("PRIVMSG #keyed "));
+    let second = peer.expect(T, "the second piece", |l| l.starts_with("PRIVMSG #keyed "));
+    let ys = |l: &str| l.rsplit(' ').next().unwrap_or("").matches('y').count();
+    assert!(
+        ys(&first) < 430 && ys(&first) + ys(&second) == 430,
+        "split in two before the prefix is known: {first} / {second}"
+    );
+
+    peer.send_bytes(b":hb!u@h JOIN #keyed");
+    peer.send(&format!(":eve!e@h PRIVMSG #keyed :!bad echo {text}"));
+    let whole = peer.expect(T, "the whole reply", |l| l.starts_with("PRIVMSG #keyed "));
+    assert!(
+        whole.ends_with(&text),
+        "one line once the prefix is known: {whole}"
+    );
+    assert!(fits(&whole), "{} bytes relayed", whole.len());
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad ping");
+    peer.expect(T, "the next reply", |l| l == "PRIVMSG #keyed :bad alive");
+    let pieces = peer.seen.iter().filter(|l| l.contains("yyyy")).count();
+    assert_eq!(pieces, 3, "two pieces, then one line: {:?}", peer.seen);
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn plugins_take_turns_on_a_paced_wire_and_a_flooder_loses_only_its_own_lines() {
+    let plugin = |name: &str| {
+        format!(
+            "{{name: {name}, command: [\"{}\"], env: {{MISBEHAVE: behave, MISBEHAVE_CMD: {name}}}}}",
+            hamper_tests::bin("hamper-misbehave").display()
+        )
+    };
+    let plugins = format!("[{}, {}]", plugin("bad"), plugin("calm"));
+    let (_sb, bot, mut peer) = bot_and_peer(&[
+        ("nickname", "hb"),
+        ("password", ""),
+        ("plugins", plugins.as_str()),
+        ("flood", "{burst: 1, per_second: 10}"),
+        ("RUST_LOG", "info"),
+    ]);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    peer.send_bytes(b":hb!u@h JOIN #keyed");
+
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad flood");
+    peer.expect(T, "the flood", |l| l == "PRIVMSG #keyed flood");
+    // The flooder now has a full share of the queue waiting: 25 s of lines at 10 a second.
+    bot.expect_log("send queue share full");
+    let before = peer.seen.len();
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!calm ping");
+    peer.expect(T, "the calm plugin's answer", |l| {
+        l == "PRIVMSG #keyed :calm alive"
+    });
+    let floods_between = peer.seen[before..]
+        .iter()
+        .filter(|l| l.as_str() == "PRIVMSG #keyed flood")
+        .count();
+    // Taking turns, the answer waits for at most one flood line after it is queued; the rest
+    // are the lines that left while the command travelled through the bot (a second at most
+    // at this pace, even on a loaded machine).
+    assert!(
+        floods_between <= 12,
+        "{floods_between} flood lines went out before the answer"
+    );
+
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!plugins");
+    let line = peer.expect(T, "the flooder's line", |l| l.contains(":bad: running"));
+    assert!(
+        line.contains(" lines not sent (send queue full)"),
+        "the flooder's dropped lines are counted: {line}"
+    );
+    let calm = peer.expect(T, "the calm plugin's line", |l| {
+        l.contains(":calm: running")
+    });
+    assert!(!calm.contains("not sent"), "{calm}");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn names_compare_as_the_server_says_in_its_casemapping() {
+    // Under rfc1459 `hb{` is the same nick as `hb[`; under ascii it is someone else.
+    let plugins = format!(
+        "[{{name: bad, command: [\"{}\"], env: {{MISBEHAVE: behave}}}}]",
+        hamper_tests::bin("hamper-misbehave").display()
+    );
+    for (mapping, same) in [("ascii", false), ("rfc1459", true)] {
+        let (_sb, bot, mut peer) = bot_and_peer(&[
+            ("nickname", "hb["),
+            ("password", ""),
+            ("plugins", plugins.as_str()),
+            ("RUST_LOG", "info"),
+        ]);
+        peer.expect(T, "USER", |l| l.starts_with("USER "));
+        peer.send_bytes(b":srv 001 hb[ :Welcome");
+        peer.send(&format!(
+            ":srv 005 hb[ CASEMAPPING={mapping} CHANTYPES=# :are supported by this server"
+        ));
+        peer.send_bytes(b":srv 376 hb[ :End of MOTD");
+        peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+        peer.send_bytes(b":eve!e@h PRIVMSG #keyed :HB{: bad echo folded");
+        peer.send_bytes(b":eve!e@h PRIVMSG #keyed :hb[: bad echo exact");
+        peer.expect(T, "the answer to the exact nick", |l| {
+            l == "PRIVMSG #keyed exact"
+        });
+        let folded = peer.seen.iter().any(|l| l == "PRIVMSG #keyed folded");
+        assert_eq!(folded, same, "{mapping}: {:?}", peer.seen);
+        assert!(bot.terminate(Duration::from_secs(30)).success());
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use hamper_protocol::names::valid_nick;
+
 use super::error::{ConfigError, KeyError};
 use super::model::{
     ChannelSpec, Config, Flood, LogFormat, PluginSpec, Secret, DEFAULT_DB, DEFAULT_PLUGINS,
@@ -346,13 +348,4 @@ fn parse_flood(v: &Value) -> Result<Flood, &'static str> {
         }
     }
     Ok(Flood::Bucket { burst, per_second })
-}
-
-/// Whether `nick` is a valid IRC nick (RFC 2812 letters, digits and specials).
-pub fn valid_nick(nick: &str) -> bool {
-    let special = |c: char| "_-[]\\^{}|`".contains(c);
-    let mut chars = nick.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || special(c))
-        && chars.all(|c| c.is_ascii_alphanumeric() || special(c))
-        && nick.len() <= 30
 }

@@ -23,7 +23,7 @@ mod value;
 mod tests;
 
 pub use error::{ConfigError, KeyError};
-pub use keys::{valid_nick, KNOWN_KEYS};
+pub use keys::KNOWN_KEYS;
 pub use model::{
     ChannelSpec, Config, Flood, Grant, LogFormat, PluginLimits, PluginSpec, Secret, DEFAULT_DB,
     DEFAULT_FAILED_RETRY, DEFAULT_INBOX, DEFAULT_PLUGINS,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
+use hamper_protocol::names::valid_nick;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs

@@ -5,14 +5,14 @@
 //! steady rate) so the server never kills the bot for flooding. When the connection drops, the
 //! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use hamper_protocol::CaseMapping;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +20,10 @@ use tracing::{info, warn};
 
 use super::codec::IrcLineCodec;
 use super::message::{build, parse, split_source, IrcMessage};
-use super::outbound::{render, MAX_PIECES};
+use super::outbound::{render, Me, MAX_PIECES};
 use super::pacing::Pacer;
-use crate::chat::{Inbound, Outbound, Source};
+use super::send_queue::{SendQueue, MAX_LANE};
+use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
 use crate::config::{ChannelSpec, Config, Flood, Secret};
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
@@ -38,8 +39,6 @@ const CTCP_BUDGET: Flood = Flood::Bucket {
 const REJOIN_DELAY: Duration = Duration::from_secs(5);
 /// Outbound commands taken from the router in one go before the socket is read again.
 const OUT_BATCH: usize = 256;
-/// Lines waiting to be sent before new ones are dropped.
-const MAX_QUEUE: usize = 500;
 /// How long to wait for NickServ to confirm the password before joining anyway.
 const NICKSERV_WAIT: Duration = Duration::from_secs(10);
 
@@ -116,7 +115,7 @@ enum End {
 pub async fn run(
     settings: IrcSettings,
     net_in: ByteSender<Inbound>,
-    mut net_out: mpsc::Receiver<Outbound>,
+    mut net_out: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
 ) {
     let mut failures = 0u32;
@@ -140,7 +139,7 @@ pub async fn run(
                 _ = shutdown.cancelled() => return,
                 _ = &mut wait => break,
                 out = net_out.recv() => match out {
-                    Some(Outbound::Flush(done)) => { let _ = done.send(()); }
+                    Some(Outgoing { command: Outbound::Flush(done), .. }) => { let _ = done.send(()); }
                     Some(_) => dropped += 1,
                     None => return,
                 },
@@ -171,19 +170,20 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-enum Queued {
-    Line(String),
-    Flush(oneshot::Sender<()>),
-}
-
 struct Session<'a> {
     settings: &'a IrcSettings,
     net_in: &'a ByteSender<Inbound>,
-    nick: String,
+    /// The bot as the server relays it: its nick, and its user and host once seen.
+    me: Me,
+    /// How the server compares names (its `CASEMAPPING`).
+    casemapping: CaseMapping,
     registered: bool,
+    /// Registered, but plugins not yet told: the server's `005` lines right after `001` say
+    /// how it compares names, so [`Inbound::Connected`] waits for the first line after them.
+    announce: bool,
     /// Whether the server confirmed one of our JOINs this session.
     joined: bool,
-    queue: VecDeque<Queued>,
+    queue: SendQueue,
     pacer: Pacer,
     /// How many CTCP requests the bot still answers right now.
     ctcp_budget: Pacer,
@@ -195,8 +195,6 @@ struct Session<'a> {
     nickserv_until: Option<Instant>,
     /// Incoming events dropped because the router was behind.
     dropped_in: u64,
-    /// Outgoing lines dropped because the send queue was full.
-    dropped_out: u64,
     /// When the connection was made.
     started: Instant,
 }
@@ -204,7 +202,7 @@ struct Session<'a> {
 async fn session(
     settings: &IrcSettings,
     net_in: &ByteSender<Inbound>,
-    net_out: &mut mpsc::Receiver<Outbound>,
+    net_out: &mut mpsc::Receiver<Outgoing>,
     shutdown: &CancellationToken,
 ) -> End {
     info!(server = %settings.server, port = settings.port, tls = settings.ssl, "connecting");
@@ -228,10 +226,12 @@ async fn session(
     let mut s = Session {
         settings,
         net_in,
-        nick: settings.nickname.clone(),
+        me: Me::new(&settings.nickname),
+        casemapping: CaseMapping::default(),
         registered: false,
+        announce: false,
         joined: false,
-        queue: VecDeque::new(),
+        queue: SendQueue::default(),
         pacer: Pacer::new(settings.flood, Instant::now()),
         ctcp_budget: Pacer::new(CTCP_BUDGET, Instant::now()),
         rejoins: Vec::new(),
@@ -239,7 +239,6 @@ async fn session(
         nick_tries: 0,
         nickserv_until: None,
         dropped_in: 0,
-        dropped_out: 0,
         started: Instant::now(),
     };
     let registration = [
@@ -247,8 +246,8 @@ async fn session(
             .password
             .as_ref()
             .map(|pass| build("PASS", &[pass.expose()])),
-        Some(build("NICK", &[&s.nick])),
-        Some(build("USER", &[&s.nick, "0", "*", "hamper IRC bot"])),
+        Some(build("NICK", &[&s.me.nick])),
+        Some(build("USER", &[&s.me.nick, "0", "*", "hamper IRC bot"])),
     ];
     for line in registration.into_iter().flatten() {
         match line {
@@ -328,11 +327,11 @@ async fn session(
             },
             out = net_out.recv() => match out {
                 Some(out) => {
-                    s.enqueue(out);
+                    s.enqueue(&out.origin, out.command);
                     // Take what else is ready, so a burst of replies leaves in one write.
                     for _ in 1..OUT_BATCH {
                         match net_out.try_recv() {
-                            Ok(out) => s.enqueue(out),
+                            Ok(out) => s.enqueue(&out.origin, out.command),
                             Err(_) => break,
                         }
                     }
@@ -368,9 +367,9 @@ async fn session(
                     let key = settings
                         .channels()
                         .iter()
-                        .find(|c| c.name.eq_ignore_ascii_case(&channel))
+                        .find(|c| s.casemapping.same(&c.name, &channel))
                         .and_then(|c| c.key.as_ref().map(|k| k.expose().to_string()));
-                    s.enqueue(Outbound::Join { channel, key });
+                    s.enqueue(&Origin::Bot, Outbound::Join { channel, key });
                 }
             }
             _ = tokio::time::sleep_until(s.started + REGISTER_TIMEOUT), if !s.registered => {
@@ -390,36 +389,18 @@ impl Session<'_> {
     /// Takes the next line to send if the pacing allows it now, answering flush markers on
     /// the way.
     fn pop_line(&mut self) -> Option<String> {
-        loop {
-            match self.queue.front()? {
-                Queued::Flush(_) => {
-                    if let Some(Queued::Flush(done)) = self.queue.pop_front() {
-                        let _ = done.send(());
-                    }
-                }
-                Queued::Line(_) => {
-                    if !self.pacer.take(Instant::now()) {
-                        return None;
-                    }
-                    return match self.queue.pop_front() {
-                        Some(Queued::Line(line)) => Some(line),
-                        _ => None,
-                    };
-                }
-            }
+        if self.queue.is_empty() || !self.pacer.take(Instant::now()) {
+            return None;
         }
+        self.queue.pop()
     }
 
-    fn enqueue(&mut self, out: Outbound) {
+    fn enqueue(&mut self, origin: &Origin, out: Outbound) {
         if let Outbound::Flush(done) = out {
-            if self.queue.is_empty() {
-                let _ = done.send(());
-            } else {
-                self.queue.push_back(Queued::Flush(done));
-            }
+            self.queue.flush_marker(done);
             return;
         }
-        match render(&out, &self.nick) {
+        match render(&out, &self.me) {
             Ok(rendered) => {
                 if rendered.cut > 0 {
                     warn!(
@@ -428,27 +409,13 @@ impl Session<'_> {
                     );
                 }
                 for line in rendered.lines {
-                    self.push_line(line);
+                    self.queue.push(origin, line);
                 }
             }
-            Err(err) => warn!(error = %err, "refused to send a malformed line"),
-        }
-    }
-
-    /// Queues one wire line, unless the queue is full (then it is dropped and counted).
-    fn push_line(&mut self, line: String) {
-        if self.queue.len() >= MAX_QUEUE {
-            self.dropped_out += 1;
-            if self.dropped_out == 1 || self.dropped_out % 100 == 0 {
-                warn!(
-                    max = MAX_QUEUE,
-                    dropped = self.dropped_out,
-                    "send queue full; dropping lines"
-                );
+            Err(err) => {
+                warn!(plugin = origin.name(), error = %err, "refused to send a malformed line")
             }
-            return;
         }
-        self.queue.push_back(Queued::Line(line));
     }
 
     /// Hands an event to the router without waiting: the connection must keep reading the
@@ -469,7 +436,17 @@ impl Session<'_> {
     /// Handles one server line; returns a reason when the connection must end.
     async fn on_line(&mut self, msg: IrcMessage) -> Option<String> {
         let source = msg.source.as_deref().map(source_of).unwrap_or_default();
-        match msg.verb.to_ascii_uppercase().as_str() {
+        let verb = msg.verb.to_ascii_uppercase();
+        if self.announce && !matches!(verb.as_str(), "002" | "003" | "004" | "005") {
+            self.announce = false;
+            self.emit(Inbound::Connected {
+                nick: self.me.nick.clone(),
+                server: self.settings.server.clone(),
+                casemapping: self.casemapping,
+            })
+            .await;
+        }
+        match verb.as_str() {
             "PING" => {
                 let token = msg.params.first().cloned().unwrap_or_default();
                 if let Ok(line) = build("PONG", &[&token]) {
@@ -479,14 +456,10 @@ impl Session<'_> {
             "001" => {
                 self.registered = true;
                 if let Some(nick) = msg.params.first() {
-                    self.nick = nick.clone();
+                    self.me = Me::new(nick);
                 }
-                info!(nick = %self.nick, "registered");
-                self.emit(Inbound::Connected {
-                    nick: self.nick.clone(),
-                    server: self.settings.server.clone(),
-                })
-                .await;
+                info!(nick = %self.me.nick, "registered");
+                self.announce = true;
                 match &self.settings.password {
                     // As the original did: identify, and join once NickServ confirms, so that
                     // channels that need a registered nick let the bot in.
@@ -496,7 +469,7 @@ impl Session<'_> {
                             &["NickServ", &format!("IDENTIFY {}", pass.expose())],
                         );
                         if let Ok(line) = line {
-                            self.push_line(line);
+                            self.queue.push(&Origin::Bot, line);
                         }
                         self.nickserv_until = Some(Instant::now() + NICKSERV_WAIT);
                     }
@@ -508,9 +481,29 @@ impl Session<'_> {
                 if self.nick_tries > 8 {
                     return Some("no usable nick: every alternative was refused".into());
                 }
-                self.nick = alternative_nick(&self.settings.nickname, self.nick_tries);
-                warn!(nick = %self.nick, "nick refused; trying another");
-                self.urgent.push(format!("NICK {}", self.nick));
+                self.me = Me::new(&alternative_nick(&self.settings.nickname, self.nick_tries));
+                warn!(nick = %self.me.nick, "nick refused; trying another");
+                self.urgent.push(format!("NICK {}", self.me.nick));
+            }
+            "005" => {
+                let casemapping = msg
+                    .params
+                    .iter()
+                    .find_map(|token| token.strip_prefix("CASEMAPPING="));
+                if let Some(name) = casemapping {
+                    match CaseMapping::from_isupport(name) {
+                        Some(mapping) => self.casemapping = mapping,
+                        None => {
+                            warn!(casemapping = %name, "the server compares names in a way hamper does not know; using rfc1459")
+                        }
+                    }
+                }
+            }
+            // RPL_VISIBLEHOST: the host others see, once the server changes it (a cloak).
+            "396" if msg.params.len() >= 2 => self.me.host = Some(msg.param(1).to_string()),
+            "CHGHOST" if msg.params.len() >= 2 && self.is_me(&source.nick) => {
+                self.me.user = Some(msg.param(0).to_string());
+                self.me.host = Some(msg.param(1).to_string());
             }
             "ERROR" => return Some(format!("server error: {}", msg.param(0))),
             "NOTICE"
@@ -569,8 +562,13 @@ impl Session<'_> {
                 }
             }
             "JOIN" if !msg.params.is_empty() => {
-                if source.nick.eq_ignore_ascii_case(&self.nick) {
+                if self.is_me(&source.nick) {
                     self.joined = true;
+                    // Our own JOIN shows our prefix as others see it: the real budget for a line.
+                    if source.user.is_some() && source.host.is_some() {
+                        self.me.user = source.user.clone();
+                        self.me.host = source.host.clone();
+                    }
                 }
                 self.emit(Inbound::Join {
                     source,
@@ -594,9 +592,7 @@ impl Session<'_> {
                 .await
             }
             "KICK" if msg.params.len() >= 2 => {
-                if self.settings.live.borrow().rejoin_on_kick
-                    && msg.param(1).eq_ignore_ascii_case(&self.nick)
-                {
+                if self.settings.live.borrow().rejoin_on_kick && self.is_me(msg.param(1)) {
                     let channel = msg.param(0).to_string();
                     warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
                     self.rejoins.push((Instant::now() + REJOIN_DELAY, channel));
@@ -611,8 +607,8 @@ impl Session<'_> {
             }
             "NICK" if !msg.params.is_empty() => {
                 let new = msg.param(0).to_string();
-                if source.nick.eq_ignore_ascii_case(&self.nick) {
-                    self.nick = new.clone();
+                if self.is_me(&source.nick) {
+                    self.me.nick = new.clone();
                 }
                 self.emit(Inbound::Nick { source, new }).await
             }
@@ -632,13 +628,16 @@ impl Session<'_> {
                     .borrow()
                     .owners
                     .iter()
-                    .any(|mask| crate::mask::matches(mask, &source.mask()));
+                    .any(|mask| crate::mask::matches(mask, &source.mask(), self.casemapping));
                 if owner && channel.starts_with(['#', '&', '+', '!']) {
                     info!(%channel, by = %source.nick, "invited by an owner; joining");
-                    self.enqueue(Outbound::Join {
-                        channel: channel.to_string(),
-                        key: None,
-                    });
+                    self.enqueue(
+                        &Origin::Bot,
+                        Outbound::Join {
+                            channel: channel.to_string(),
+                            key: None,
+                        },
+                    );
                 } else {
                     info!(%channel, by = %source.nick, "invited; not an owner, so not joining");
                 }
@@ -653,14 +652,21 @@ impl Session<'_> {
         None
     }
 
+    fn is_me(&self, nick: &str) -> bool {
+        self.casemapping.same(nick, &self.me.nick)
+    }
+
     fn join_channels(&mut self) {
         self.nickserv_until = None;
         for ch in self.settings.channels() {
             let key = ch.key.as_ref().map(|k| k.expose().to_string());
-            self.enqueue(Outbound::Join {
-                channel: ch.name.clone(),
-                key,
-            });
+            self.enqueue(
+                &Origin::Bot,
+                Outbound::Join {
+                    channel: ch.name.clone(),
+                    key,
+                },
+            );
         }
     }
 
@@ -669,11 +675,13 @@ impl Session<'_> {
     fn ctcp_reply(&mut self, nick: &str, body: &str) {
         let body: String = body.chars().filter(|c| !c.is_control()).collect();
         // CTCP replies wait behind real output and are the first thing a full queue drops.
-        if self.queue.len() >= MAX_QUEUE / 2 || !self.ctcp_budget.take(Instant::now()) {
+        if self.queue.waiting_from(&Origin::Bot) >= MAX_LANE / 2
+            || !self.ctcp_budget.take(Instant::now())
+        {
             return;
         }
         if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
-            self.push_line(line);
+            self.queue.push(&Origin::Bot, line);
         }
     }
 }
@@ -801,7 +809,7 @@ mod tests {
         assert_eq!(nicks[0], "hamperbot_");
         assert_eq!(nicks[1], "hamperbot__");
         for n in &nicks {
-            assert!(crate::config::valid_nick(n), "{n}");
+            assert!(hamper_protocol::names::valid_nick(n), "{n}");
         }
         assert!(nicks[2..].iter().all(|n| n.len() <= 9), "{nicks:?}");
         let mut unique = nicks.clone();

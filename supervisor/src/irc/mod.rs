@@ -5,6 +5,7 @@ pub mod connection;
 pub mod message;
 pub mod outbound;
 pub mod pacing;
+pub mod send_queue;
 mod tls;
 
 pub use connection::{run, IrcSettings};

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{spawn_runner, FromRunner, PluginHandle, RunnerSettings};
+use crate::chat::Origin;
 use crate::config::PluginSpec;
 
 /// The runner settings for the plugin at an index, with what every plugin shares filled in.
@@ -24,6 +25,8 @@ pub struct Slot {
     pub handle: PluginHandle,
     /// Its configuration, as it was started.
     pub spec: PluginSpec,
+    /// The plugin as a sender of lines, for the connection's per-sender queue.
+    pub origin: Origin,
     /// What it subscribed to in its latest hello (nothing once removed).
     pub subscriptions: Vec<Subscription>,
     /// Whether its first start has ended, registered or not (see the router's
@@ -74,6 +77,7 @@ impl Plugins {
             &self.tracker,
         );
         self.slots.push(Slot {
+            origin: handle.origin(),
             handle,
             spec,
             subscriptions: Vec::new(),

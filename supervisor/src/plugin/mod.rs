@@ -125,6 +125,9 @@ pub struct Counters {
     pub malformed: AtomicU64,
     /// Times the plugin was restarted.
     pub restarts: AtomicU64,
+    /// Lines of the plugin's that the IRC connection dropped because the plugin's share of the
+    /// send queue was full.
+    pub unsent: Arc<AtomicU64>,
 }
 
 impl PluginHandle {
@@ -194,6 +197,14 @@ impl PluginHandle {
     /// The fault counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The plugin as the sender of lines to the network.
+    pub fn origin(&self) -> crate::chat::Origin {
+        crate::chat::Origin::Plugin {
+            name: Arc::from(self.name.as_str()),
+            unsent: self.counters.unsent.clone(),
+        }
     }
 }
 

@@ -5,11 +5,12 @@
 //! answers for the commands a stopping plugin left behind) say the same thing, and so that the
 //! wording is tested as a table against a fixed clock.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{State, Status};
+use super::{Counters, State, Status};
 
 /// A duration as people read it, to the second: `16 s`, `4 min 12 s`, `2 h 5 min`, `3 d 4 h`.
 pub fn human(d: Duration) -> String {
@@ -70,14 +71,8 @@ pub fn restarting(name: &str, next_start: Option<Instant>, now: Instant) -> Stri
 }
 
 /// The plugin's line in `!plugins`: its state and what goes with it, its restarts, and the
-/// events it lost, if any.
-pub fn status_line(
-    name: &str,
-    status: &Status,
-    restarts: u64,
-    dropped: u64,
-    now: Instant,
-) -> String {
+/// events and lines it lost, if any.
+pub fn status_line(name: &str, status: &Status, counters: &Counters, now: Instant) -> String {
     let next_try = status
         .next_start
         .map(|at| format!(", next try in {}", human(until(at, now))))
@@ -99,11 +94,16 @@ pub fn status_line(
         State::Failed(reason) => format!("failed ({reason}){next_try}"),
         other => other.as_str().to_string(),
     };
-    let dropped = match dropped {
+    let restarts = counters.restarts.load(Ordering::Relaxed);
+    let mut lost = match counters.dropped.load(Ordering::Relaxed) {
         0 => String::new(),
         n => format!(", {n} events dropped"),
     };
-    format!("{name}: {state} ({restarts} restarts){dropped}")
+    match counters.unsent.load(Ordering::Relaxed) {
+        0 => {}
+        n => lost.push_str(&format!(", {n} lines not sent (send queue full)")),
+    }
+    format!("{name}: {state} ({restarts} restarts){lost}")
 }
 
 #[cfg(test)]
@@ -197,29 +197,24 @@ mod tests {
         let mut restarting = status(State::Restarting);
         restarting.next_start = Some(now + Duration::from_secs(16));
         let cases = [
-            (running, 0, 0, "karma: running, pid 42, up 4 min 12 s (0 restarts)"),
+            (running, 0, 0, 0, "karma: running, pid 42, up 4 min 12 s (0 restarts)"),
             (
                 failed,
                 4,
                 7,
-                "karma: failed (stopped 5 times within 60s), next try in 4 min 12 s (4 restarts), 7 events dropped",
+                2,
+                "karma: failed (stopped 5 times within 60s), next try in 4 min 12 s (4 restarts), 7 events dropped, 2 lines not sent (send queue full)",
             ),
-            (
-                permanent,
-                0,
-                0,
-                "karma: failed (program not found) (0 restarts)",
-            ),
-            (
-                restarting,
-                3,
-                0,
-                "karma: restarting, next try in 16 s (3 restarts)",
-            ),
-            (status(State::Disabled), 1, 0, "karma: disabled (1 restarts)"),
+            (permanent, 0, 0, 0, "karma: failed (program not found) (0 restarts)"),
+            (restarting, 3, 0, 0, "karma: restarting, next try in 16 s (3 restarts)"),
+            (status(State::Disabled), 1, 0, 0, "karma: disabled (1 restarts)"),
         ];
-        for (status, restarts, dropped, want) in cases {
-            assert_eq!(status_line("karma", &status, restarts, dropped, now), want);
+        for (status, restarts, dropped, unsent, want) in cases {
+            let counters = Counters::default();
+            counters.restarts.store(restarts, Ordering::Relaxed);
+            counters.dropped.store(dropped, Ordering::Relaxed);
+            counters.unsent.store(unsent, Ordering::Relaxed);
+            assert_eq!(status_line("karma", &status, &counters, now), want);
         }
     }
 }

@@ -12,7 +12,7 @@ use hamper_protocol::{CommandEvent, CommandSpec, Message};
 use tracing::{error, info, warn};
 
 use super::{is_channel, valid_word, Router};
-use crate::chat::Outbound;
+use crate::chat::{Origin, Outbound};
 use crate::plugin::{report, Control, State};
 use crate::reload;
 
@@ -123,12 +123,10 @@ impl Router {
             .plugins
             .live()
             .map(|(_, slot)| {
-                let counters = slot.handle.counters();
                 report::status_line(
                     &slot.handle.name,
                     &slot.handle.status(),
-                    counters.restarts.load(std::sync::atomic::Ordering::Relaxed),
-                    counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                    slot.handle.counters(),
                     now,
                 )
             })
@@ -221,10 +219,13 @@ impl Router {
         // The answer first, then the act, as for `!part`.
         self.reply_lines(&event.message, &format!("Joining {channel}."), None)
             .await;
-        self.send_out(Outbound::Join {
-            channel: channel.to_string(),
-            key: key.map(str::to_string),
-        })
+        self.send_out(
+            &Origin::Bot,
+            Outbound::Join {
+                channel: channel.to_string(),
+                key: key.map(str::to_string),
+            },
+        )
         .await;
         None
     }
@@ -253,10 +254,13 @@ impl Router {
         // The answer goes first: once the bot has left, it could not be said in the channel.
         self.reply_lines(&event.message, &format!("Leaving {channel}."), None)
             .await;
-        self.send_out(Outbound::Part {
-            channel,
-            reason: None,
-        })
+        self.send_out(
+            &Origin::Bot,
+            Outbound::Part {
+                channel,
+                reason: None,
+            },
+        )
         .await;
         None
     }
@@ -339,17 +343,23 @@ impl Router {
         }
         self.register_in_order();
         for channel in &plan.part {
-            self.send_out(Outbound::Part {
-                channel: channel.clone(),
-                reason: None,
-            })
+            self.send_out(
+                &Origin::Bot,
+                Outbound::Part {
+                    channel: channel.clone(),
+                    reason: None,
+                },
+            )
             .await;
         }
         for channel in &plan.join {
-            self.send_out(Outbound::Join {
-                channel: channel.name.clone(),
-                key: channel.key.as_ref().map(|k| k.expose().to_string()),
-            })
+            self.send_out(
+                &Origin::Bot,
+                Outbound::Join {
+                    channel: channel.name.clone(),
+                    key: channel.key.as_ref().map(|k| k.expose().to_string()),
+                },
+            )
             .await;
         }
         self.config = Arc::new(plan.config);
