@@ -5,7 +5,7 @@
 //! plugins' request lanes, and passes their actions through the outgoing choke point. It never
 //! waits on a plugin: each event is encoded once and queued without waiting into the inboxes,
 //! which are bounded in bytes. The supervisor's own commands (`!plugins` and the owner
-//! commands, `!reload` among them) live in [`admin`].
+//! commands, `!reload` among them) live in `router/admin.rs`.
 
 mod admin;
 
