@@ -199,7 +199,7 @@ impl Router {
                 // runner answers the sync once it runs (or reports it down).
                 let waiting: HashSet<usize> = self
                     .plugins
-                    .all()
+                    .live()
                     .filter(|(_, slot)| {
                         matches!(slot.handle.state(), State::Running | State::Starting)
                     })

@@ -223,8 +223,11 @@ impl Runner {
             self.set_status(|s| {
                 s.pid = None;
                 s.since = None;
-                if matches!(end, End::Crashed(_) | End::Stopped(Stop::Restart(_))) {
-                    s.state = State::Restarting;
+                match end {
+                    End::Crashed(_) | End::Stopped(Stop::Restart(_)) => s.state = State::Restarting,
+                    // Before the router hears it is down, so that it asks nothing more of it.
+                    End::Shutdown => s.state = State::Stopped,
+                    _ => {}
                 }
             });
             self.collect_orphans();
