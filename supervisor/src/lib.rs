@@ -17,6 +17,7 @@ pub mod mask;
 pub mod outbound;
 pub mod plugin;
 pub mod queue;
+pub mod redact;
 pub mod reload;
 pub mod router;
 
@@ -39,6 +40,12 @@ pub enum Frontend {
     /// A real IRC server, as configured.
     Irc,
     /// The terminal: stdin lines in, stdout lines out.
+    Console(ConsoleOptions),
+}
+
+/// A frontend with what it needs, checked before anything starts.
+enum Ready {
+    Irc(Box<irc::IrcSettings>),
     Console(ConsoleOptions),
 }
 
@@ -87,13 +94,24 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    if matches!(frontend, Frontend::Irc) {
-        config.check_runnable()?;
-    }
+    let config = Arc::new(config);
+    // The configuration in effect, which a reload replaces; the IRC session reads the channels
+    // and owners from it.
+    let (published, live_config) = watch::channel(config.clone());
+    // Everything the IRC connection needs is checked before any plugin starts.
+    let frontend = match frontend {
+        Frontend::Irc => {
+            config.check_runnable()?;
+            Ready::Irc(Box::new(irc::IrcSettings::from_config(
+                &config,
+                live_config,
+            )?))
+        }
+        Frontend::Console(opts) => Ready::Console(opts),
+    };
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let config = Arc::new(config);
     let (router_ctl, ctl_rx) = mpsc::channel(64);
     let storage = open_storage(&config, shutdown.clone()).await?;
 
@@ -124,7 +142,7 @@ pub async fn run(
     );
     let reload = options.reload.map(|r| match &frontend {
         // What `hamper run` refuses at start, a reload refuses too.
-        Frontend::Irc => reload::Reload {
+        Ready::Irc(_) => reload::Reload {
             load: Box::new(move || {
                 let config = (r.load)()?;
                 config.check_runnable()?;
@@ -132,9 +150,8 @@ pub async fn run(
             }),
             requests: r.requests,
         },
-        Frontend::Console(_) => r,
+        Ready::Console(_) => r,
     });
-    let (published, live_config) = watch::channel(config.clone());
 
     let (net_in_tx, net_in_rx) = queue::byte_queue(NET_IN_BYTES);
     let (net_out_tx, net_out_rx) = mpsc::channel(1024);
@@ -167,11 +184,11 @@ pub async fn run(
     }
 
     let result = match frontend {
-        Frontend::Irc => {
+        Ready::Irc(irc_settings) => {
             // A task of its own, so that the socket is served by the runtime's workers rather
             // than handed to and from the thread that blocks on `run`.
             let session = tokio::spawn(irc::run(
-                irc::IrcSettings::from_config(&config, live_config),
+                *irc_settings,
                 net_in_tx,
                 net_out_rx,
                 shutdown.clone(),
@@ -181,7 +198,7 @@ pub async fn run(
             }
             Ok(())
         }
-        Frontend::Console(opts) => {
+        Ready::Console(opts) => {
             let input = tokio::io::BufReader::new(tokio::io::stdin());
             tokio::select! {
                 r = console::run(opts, config.nickname.clone(), input, tokio::io::stdout(), net_in_tx, net_out_rx, router_ctl.clone()) => r.map_err(RunError::from),

@@ -8,8 +8,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hamper::config::{Config, ConfigError, KeyError, LogFormat, PluginSpec};
 use hamper::console::ConsoleOptions;
-use hamper::{Frontend, RunError, RunOptions};
+use hamper::{redact, Frontend, RunError, RunOptions};
 use tokio_util::sync::CancellationToken;
+
+/// `eprintln!` with the configuration's secrets masked ([`redact::eprintln`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        redact::eprintln(&format!($($arg)*))
+    };
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +97,8 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // From here on, nothing written to stderr shows a secret of the configuration.
+    redact::mask_on_stderr(config.redactor());
     init_logging(&cli, &config);
     // One thread: the supervisor's work per message is small, and handing it between worker
     // threads cost more than it saved (docs/performance.md). SQLite has threads of its own.
@@ -99,7 +108,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("hamper: failed to start the async runtime: {err}");
+            say!("hamper: failed to start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -113,7 +122,7 @@ fn main() -> ExitCode {
 fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     Config::load(cli.config.as_deref(), &env).map_err(|err| {
-        eprintln!("hamper: {err}");
+        say!("hamper: {err}");
         ExitCode::from(2)
     })
 }
@@ -132,7 +141,7 @@ fn init_logging(cli: &Cli, config: &Config) {
         tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn"))
     });
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(redact::MaskedStderr)
         .with_env_filter(filter);
     match config.log_format {
         LogFormat::Text => builder
@@ -159,7 +168,7 @@ async fn dispatch(cli: Cli, config: Config) -> ExitCode {
             if console.trace && spec.name != *plugin {
                 // The name is also the storage namespace and the config section, which an
                 // author running a file by path cannot guess for `seen_short.py`.
-                eprintln!(
+                say!(
                     "[{name}] {plugin} runs as the plugin `{name}`: its storage namespace, config section and HAMPER_PLUGIN_NAME",
                     name = spec.name
                 );
@@ -200,11 +209,11 @@ async fn dispatch(cli: Cli, config: Config) -> ExitCode {
     match hamper::run(config, frontend, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Config(err)) => {
-            eprintln!("hamper: {err}");
+            say!("hamper: {err}");
             ExitCode::from(2)
         }
         Err(err) => {
-            eprintln!("hamper: {err}");
+            say!("hamper: {err}");
             ExitCode::FAILURE
         }
     }
@@ -268,11 +277,11 @@ fn script_command(arg: &str) -> Vec<String> {
 
 fn check_config(config: &Config) -> ExitCode {
     for warning in &config.warnings {
-        eprintln!("hamper: warning: {warning}");
+        say!("hamper: warning: {warning}");
     }
     // Each plugin's program, as the runner would check it before starting it (and a missing
     // script after an interpreter, which only the plugin's own stderr would reveal).
-    let errors: Vec<KeyError> = config
+    let mut errors: Vec<KeyError> = config
         .plugins
         .iter()
         .enumerate()
@@ -286,19 +295,25 @@ fn check_config(config: &Config) -> ExitCode {
             })
         })
         .collect();
+    // The CA file, as `hamper run` reads it before connecting.
+    if let Some(path) = &config.ssl_ca {
+        if let Err(err) = hamper::irc::tls::read_ca_file(path) {
+            errors.insert(0, err.key_error());
+        }
+    }
     if !errors.is_empty() {
-        eprintln!("hamper: {}", ConfigError { errors });
+        say!("hamper: {}", ConfigError { errors });
         return ExitCode::from(2);
     }
     match serde_yaml_ng::to_string(&config.masked()) {
         Ok(yaml) => print!("{yaml}"),
         Err(err) => {
-            eprintln!("hamper: failed to print the configuration: {err}");
+            say!("hamper: failed to print the configuration: {err}");
             return ExitCode::FAILURE;
         }
     }
     if let Err(err) = config.check_runnable() {
-        eprintln!(
+        say!(
             "hamper: note: `hamper run` would refuse this configuration:\n  {}",
             err.errors
                 .iter()
@@ -317,7 +332,7 @@ async fn migrate(config: &Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
+            say!(
                 "hamper: failed to migrate {}: {err}",
                 hamper_storage::redact_url(config.db.expose())
             );
@@ -330,7 +345,7 @@ async fn import(config: &Config, from: &str) -> ExitCode {
     let storage = match hamper_storage::Storage::open(config.db.expose()).await {
         Ok(s) => s,
         Err(err) => {
-            eprintln!(
+            say!(
                 "hamper: failed to open {}: {err}",
                 hamper_storage::redact_url(config.db.expose())
             );
@@ -343,7 +358,7 @@ async fn import(config: &Config, from: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
+            say!(
                 "hamper: failed to import from {}: {err}",
                 hamper_storage::redact_url(from)
             );

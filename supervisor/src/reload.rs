@@ -27,26 +27,47 @@ impl std::fmt::Debug for Reload {
     }
 }
 
-/// The keys a reload cannot change: the connection's (`server`, `port`, `ssl`, `ssl_verify`,
-/// `nickname`, `password`, `flood`, `ping_interval`, `ping_timeout`), the database (`db`), the
-/// log (`log_format`, `log_level`), where plugins are found (`plugin_dir`), and the command
-/// prefix, which every running plugin was given in its host hello.
-pub const RESTART_ONLY: [&str; 14] = [
-    "server",
-    "port",
-    "ssl",
-    "ssl_verify",
-    "nickname",
-    "password",
-    "flood",
-    "ping_interval",
-    "ping_timeout",
-    "db",
-    "log_format",
-    "log_level",
-    "plugin_dir",
-    "command_prefix",
-];
+macro_rules! restart_only {
+    ($(#[$doc:meta])* $($key:ident),* $(,)?) => {
+        $(#[$doc])*
+        pub const RESTART_ONLY: &[&str] = &[$(stringify!($key)),*];
+
+        /// Sets the keys of [`RESTART_ONLY`] in `config` back to their `running` values, and
+        /// returns those that differed.
+        fn keep_restart_only(config: &mut Config, running: &Config) -> Vec<&'static str> {
+            let mut pending = Vec::new();
+            $(
+                if config.$key != running.$key {
+                    pending.push(stringify!($key));
+                    config.$key = running.$key.clone();
+                }
+            )*
+            pending
+        }
+    };
+}
+
+restart_only!(
+    /// The keys a reload cannot change: the connection's (`server`, `port`, `ssl`, `ssl_verify`,
+    /// `ssl_ca`, `nickname`, `password`, `flood`, `ping_interval`, `ping_timeout`), the database
+    /// (`db`), the log (`log_format`, `log_level`), where plugins are found (`plugin_dir`), and
+    /// the command prefix, which every running plugin was given in its host hello.
+    server,
+    port,
+    ssl,
+    ssl_verify,
+    ssl_ca,
+    nickname,
+    password,
+    flood,
+    ping_interval,
+    ping_timeout,
+    db,
+    log_format,
+    log_level,
+    plugin_dir,
+    command_prefix,
+);
 
 /// What a reload does.
 #[derive(Debug)]
@@ -115,31 +136,7 @@ impl Plan {
 /// Compares the `running` configuration with the `new` one.
 pub fn plan(running: &Config, new: Config) -> Plan {
     let mut config = new;
-    let mut pending = Vec::new();
-    macro_rules! keep {
-        ($($key:ident),*) => {$(
-            if config.$key != running.$key {
-                pending.push(stringify!($key));
-                config.$key = running.$key.clone();
-            }
-        )*};
-    }
-    keep!(
-        server,
-        port,
-        ssl,
-        ssl_verify,
-        nickname,
-        password,
-        flood,
-        ping_interval,
-        ping_timeout,
-        db,
-        log_format,
-        log_level,
-        plugin_dir,
-        command_prefix
-    );
+    let pending = keep_restart_only(&mut config, running);
 
     let old_plugin = |name: &str| running.plugins.iter().find(|p| p.name == name);
     let mut added = Vec::new();

@@ -441,3 +441,25 @@ fn over_irc_a_reload_joins_added_channels_and_leaves_removed_ones() {
         "a channel key never reaches the log:\n{log}"
     );
 }
+
+#[test]
+fn a_secret_that_a_reload_pulls_in_is_masked_in_the_log() {
+    let sb = Sandbox::new();
+    sb.write_config(&format!("{OWNER}plugins: [karma]\n"));
+    let secret = "s3cr3t-from-reload";
+    let mut cmd = sb.hamper();
+    cmd.arg("console").env("LATE_SECRET", secret);
+    let mut s = Session::start(cmd);
+    s.ask("!karma apple", "No karma for apple");
+    // A plugin added by the reload prints the value it was given to its stderr, which the log
+    // carries.
+    sb.write_config(&format!(
+        "{OWNER}plugins:\n  - karma\n  - name: leaky\n    command: [sh, -c, 'echo \"given $GIVEN\" >&2; exec \"$0\"', \"{}\"]\n    env: {{GIVEN: $LATE_SECRET, MISBEHAVE: behave}}\n",
+        bin("hamper-misbehave").display()
+    ));
+    s.ask("!reload", "<hamper> Reloaded the config: started leaky.");
+    s.ask_until("!bad ping", "bad alive", T);
+    let log = s.expect_log("given ********");
+    assert!(!log.contains(secret), "{log}");
+    assert!(s.finish(T).success());
+}

@@ -417,6 +417,20 @@ fn config_error_transcripts_are_what_hamper_prints() {
     );
 
     let sb = Sandbox::new();
+    std::fs::write(sb.path().join("irc-ca.der"), b"\x30\x82\x03\x1d DER").unwrap();
+    let out = sb
+        .hamper()
+        .arg("check-config")
+        .env("ssl_ca", "irc-ca.der")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "ssl_ca=irc-ca.der")
+    );
+
+    let sb = Sandbox::new();
     sb.write_config("port: lots\nchannels: [hamper]\nplugins: [karma, {command: [x]}]\n");
     let out = sb.hamper().arg("check-config").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
@@ -844,4 +858,46 @@ fn the_block_parser_handles_indented_fences() {
     );
     assert_eq!((blocks[1].line, blocks[1].body.as_str()), (7, "{}\n"));
     assert!(Path::new(&docs_dir()).is_dir());
+}
+
+/// The Procfile `docs/heroku.md` shows is the repository's, which `heroku.rs` runs.
+#[test]
+fn the_procfile_in_heroku_md_is_the_repositorys() {
+    let doc = read_doc("heroku.md");
+    let shown: Vec<String> = fenced_blocks(&doc)
+        .into_iter()
+        .filter(|b| b.body.starts_with("irc:"))
+        .map(|b| b.body)
+        .collect();
+    let procfile = std::fs::read_to_string(hamper_tests::workspace_root().join("Procfile"))
+        .expect("read the Procfile");
+    assert_eq!(shown, vec![procfile], "the Procfile block of heroku.md");
+}
+
+/// The keys a reload cannot change are the ones the docs name: a key added to the code's list
+/// and not to the docs would be a surprise to an operator whose `!reload` seems to ignore it.
+#[test]
+fn the_keys_a_reload_cannot_change_are_all_named_in_the_docs() {
+    let config = read_doc("config.md");
+    let section = config
+        .split("### Changing the configuration while the bot runs")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("config.md has the reload section");
+    let plugins = read_doc("plugins.md");
+    let owner = plugins
+        .split("### Owner commands")
+        .nth(1)
+        .expect("plugins.md has the owner commands");
+    for key in hamper::reload::RESTART_ONLY {
+        let quoted = format!("`{key}`");
+        assert!(
+            section.contains(&quoted),
+            "config.md's reload section does not name {quoted}"
+        );
+        assert!(
+            owner.contains(&quoted),
+            "plugins.md's owner commands do not name {quoted}"
+        );
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::redact::Redactor;
+
 /// One problem with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyError {
@@ -40,6 +42,24 @@ impl ConfigError {
     pub(super) fn one(key: &str, problem: &str, fix: &str) -> ConfigError {
         ConfigError {
             errors: vec![KeyError::new(key, problem, fix)],
+        }
+    }
+}
+
+impl ConfigError {
+    /// The errors with the secrets `redactor` knows masked.
+    pub(super) fn redacted(self, redactor: &Redactor) -> ConfigError {
+        let mask = |text: String| redactor.redact(&text).into_owned();
+        ConfigError {
+            errors: self
+                .errors
+                .into_iter()
+                .map(|e| KeyError {
+                    key: mask(e.key),
+                    problem: mask(e.problem),
+                    fix: mask(e.fix),
+                })
+                .collect(),
         }
     }
 }

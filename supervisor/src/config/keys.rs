@@ -21,6 +21,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "port",
     "ssl",
     "ssl_verify",
+    "ssl_ca",
     "channels",
     "password",
     "db",
@@ -84,6 +85,20 @@ impl Config {
             "leave it out (certificates are verified) or set ssl_verify: false for a self-signed test server",
             &mut errors,
         );
+        let ssl_ca = match get("ssl_ca") {
+            None => None,
+            Some(v) => match scalar_string(v).filter(|p| !p.trim().is_empty()) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => {
+                    errors.push(KeyError::new(
+                        "ssl_ca",
+                        &format!("`{}` is not a file path", show(v)),
+                        "set ssl_ca to the path of a PEM file holding the server's CA certificate, e.g. ssl_ca: /etc/hamper/irc-ca.pem",
+                    ));
+                    None
+                }
+            },
+        };
         let port = match get("port") {
             None => {
                 if ssl {
@@ -249,6 +264,7 @@ impl Config {
                 port,
                 ssl,
                 ssl_verify,
+                ssl_ca,
                 channels,
                 password,
                 db: Secret(db),

@@ -162,6 +162,8 @@ pub struct Config {
     pub ssl: bool,
     /// Whether to verify the server's TLS certificate (default true).
     pub ssl_verify: bool,
+    /// A PEM file of CA certificates trusted besides the public and system roots.
+    pub ssl_ca: Option<PathBuf>,
     /// Channels to join.
     pub channels: Vec<ChannelSpec>,
     /// Server password (PASS), also used to identify with NickServ.

@@ -1,8 +1,11 @@
 //! Showing the configuration: `check-config`'s view, with every secret masked by key and by value.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
-use super::model::{Config, Flood, LogFormat, Secret};
+use super::model::{Config, Flood, LogFormat};
+use crate::redact::{looks_secret, Redactor, MASK};
 
 impl Config {
     /// The configuration as YAML-ready data with every secret masked, for `check-config`.
@@ -44,6 +47,7 @@ impl Config {
             "port": self.port,
             "ssl": self.ssl,
             "ssl_verify": self.ssl_verify,
+            "ssl_ca": self.ssl_ca,
             "channels": self.channels.iter().map(|c| match c.key {
                 Some(_) => format!("{} {}", c.name, mask()),
                 None => c.name.clone(),
@@ -74,46 +78,78 @@ impl Config {
         }
         // Then by value: a secret also hides under an innocent key (`weather: {api: $KEY}`,
         // the server password pasted into a plugin's section).
-        let secrets: Vec<&str> = self
+        mask_values(&mut out, &self.redactor());
+        out
+    }
+
+    /// Every secret value of the configuration, for masking by value: whatever a `$VAR` pulled
+    /// in from the environment (under any key), the server password, the channel keys, the
+    /// secrets of the database URL, and the values of plugin `env` entries and section keys
+    /// named like secrets.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
             .pulled_from_env
             .iter()
             .chain(&self.password)
             .chain(self.channels.iter().filter_map(|c| c.key.as_ref()))
-            .map(Secret::expose)
-            .filter(|s| s.len() >= MIN_MASKED_LEN)
+            .map(|s| s.expose().to_string())
             .collect();
-        mask_values(&mut out, &secrets);
+        out.extend(hamper_storage::url_secrets(self.db.expose()));
+        for plugin in &self.plugins {
+            out.extend(
+                plugin
+                    .env
+                    .iter()
+                    .filter(|(k, _)| looks_secret(k))
+                    .map(|(_, v)| v.clone()),
+            );
+        }
+        for section in self.sections.values() {
+            secret_keyed_values(section, false, &mut out);
+        }
         out
+    }
+
+    /// A redactor for [`Config::secret_values`].
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(self.secret_values())
     }
 }
 
 fn mask() -> String {
-    "********".to_string()
+    MASK.to_string()
 }
 
-fn looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["pass", "secret", "token", "key", "auth", "credential"]
-        .iter()
-        .any(|w| k.contains(w))
-}
-
-/// Values shorter than this are not masked by value: hiding every `1` or `on` in the output
-/// would say nothing about secrets and hide the configuration.
-const MIN_MASKED_LEN: usize = 4;
-
-/// Replaces every occurrence of each secret inside every string of `v`.
-fn mask_values(v: &mut Value, secrets: &[&str]) {
+/// The values that `check-config` masks by key, at any depth: a scalar, or the items of a list,
+/// under a key named like a secret.
+fn secret_keyed_values(v: &Value, under_secret: bool, out: &mut Vec<String>) {
     match v {
-        Value::String(s) => {
-            for secret in secrets {
-                if s.contains(secret) {
-                    *s = s.replace(secret, &mask());
-                }
+        Value::Object(map) => {
+            for (k, v) in map {
+                secret_keyed_values(v, looks_secret(k) && !v.is_object(), out);
             }
         }
-        Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, secrets)),
-        Value::Array(items) => items.iter_mut().for_each(|v| mask_values(v, secrets)),
+        Value::Array(items) => {
+            for v in items {
+                secret_keyed_values(v, under_secret, out);
+            }
+        }
+        Value::String(s) if under_secret => out.push(s.clone()),
+        Value::Number(n) if under_secret => out.push(n.to_string()),
+        _ => {}
+    }
+}
+
+/// Masks every secret inside every string of `v`.
+fn mask_values(v: &mut Value, redactor: &Redactor) {
+    match v {
+        Value::String(s) => {
+            if let Cow::Owned(masked) = redactor.redact(s) {
+                *s = masked;
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, redactor)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_values(v, redactor)),
         _ => {}
     }
 }

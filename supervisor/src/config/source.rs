@@ -10,6 +10,7 @@ use super::error::{ConfigError, KeyError};
 use super::keys::KNOWN_KEYS;
 use super::model::{Config, Secret, DEFAULT_PLUGINS};
 use super::value::show;
+use crate::redact::Redactor;
 
 impl Config {
     /// Loads `path` (or `./hamper.conf` when `None` and it exists) and overlays `env`.
@@ -41,7 +42,9 @@ impl Config {
         };
         let file = parse_file(&text, &origin)?;
         let (merged, pulled) = overlay(file, env)?;
-        let mut config = Config::from_map(merged)?;
+        // A problem quotes the value it found, which a `$VAR` may have pulled in.
+        let mut config = Config::from_map(merged)
+            .map_err(|err| err.redacted(&Redactor::new(pulled.iter().map(Secret::expose))))?;
         config.pulled_from_env = pulled;
         Ok(config)
     }

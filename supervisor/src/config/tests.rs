@@ -323,3 +323,22 @@ fn failed_retry_is_seconds_or_off() {
         assert!(err.errors[0].fix.contains("off"), "{bad}");
     }
 }
+
+#[test]
+fn ssl_ca_is_a_path_from_the_file_or_the_environment() {
+    let c = load_str("ssl: true\nssl_ca: /etc/hamper/ca.pem\n", &[]).expect("valid");
+    assert_eq!(
+        c.ssl_ca.as_deref(),
+        Some(std::path::Path::new("/etc/hamper/ca.pem"))
+    );
+    let c = load_str("", &[("ssl_ca", "certs/ca.pem")]).expect("valid");
+    assert_eq!(
+        c.ssl_ca.as_deref(),
+        Some(std::path::Path::new("certs/ca.pem"))
+    );
+    assert_eq!(c.masked()["ssl_ca"], json!("certs/ca.pem"));
+    assert_eq!(Config::defaults().ssl_ca, None);
+    let err = load_str("ssl_ca: [a, b]\n", &[]).expect_err("a list is no path");
+    assert_eq!(err.errors[0].key, "ssl_ca");
+    assert!(err.errors[0].fix.contains("PEM file"), "{}", err.errors[0]);
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use hamper_protocol::CaseMapping;
+use rustls::RootCertStore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -24,7 +25,7 @@ use super::outbound::{render, Me, MAX_PIECES};
 use super::pacing::Pacer;
 use super::send_queue::{SendQueue, MAX_LANE};
 use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
-use crate::config::{ChannelSpec, Config, Flood, Secret};
+use crate::config::{ChannelSpec, Config, ConfigError, Flood, Secret};
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -53,6 +54,8 @@ pub struct IrcSettings {
     pub ssl: bool,
     /// Verify the certificate.
     pub ssl_verify: bool,
+    /// The roots a verified certificate chain may end in (empty when nothing is verified).
+    pub ssl_roots: Arc<RootCertStore>,
     /// Wanted nick.
     pub nickname: String,
     /// Server password.
@@ -71,14 +74,27 @@ pub struct IrcSettings {
 }
 
 impl IrcSettings {
-    /// The settings from a config that passed [`Config::check_runnable`], and the configuration
-    /// in effect as reloads change it.
-    pub fn from_config(config: &Config, live: watch::Receiver<Arc<Config>>) -> IrcSettings {
-        IrcSettings {
+    /// The settings from a config that passed [`Config::check_runnable`], with the TLS roots
+    /// loaded when certificates are to be verified, and the configuration in effect as reloads
+    /// change it.
+    pub fn from_config(
+        config: &Config,
+        live: watch::Receiver<Arc<Config>>,
+    ) -> Result<IrcSettings, ConfigError> {
+        // A CA file is read whenever it is named, so a bad one is noticed before it matters.
+        let ssl_roots = if (config.ssl && config.ssl_verify) || config.ssl_ca.is_some() {
+            super::tls::trusted_roots(config.ssl_ca.as_deref()).map_err(|err| ConfigError {
+                errors: vec![err.key_error()],
+            })?
+        } else {
+            RootCertStore::empty()
+        };
+        Ok(IrcSettings {
             server: config.server.clone().unwrap_or_default(),
             port: config.port,
             ssl: config.ssl,
             ssl_verify: config.ssl_verify,
+            ssl_roots: Arc::new(ssl_roots),
             nickname: config.nickname.clone(),
             password: config.password.clone(),
             live,
@@ -89,7 +105,7 @@ impl IrcSettings {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             flood: config.flood,
-        }
+        })
     }
 
     /// The channels to join now.
@@ -157,7 +173,13 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         if settings.ssl {
-            let tls = super::tls::connect(tcp, &settings.server, settings.ssl_verify).await?;
+            let tls = super::tls::connect(
+                tcp,
+                &settings.server,
+                settings.ssl_verify,
+                &settings.ssl_roots,
+            )
+            .await?;
             Ok::<Box<dyn Io>, std::io::Error>(Box::new(tls))
         } else {
             Ok(Box::new(tcp) as Box<dyn Io>)

@@ -6,6 +6,6 @@ pub mod message;
 pub mod outbound;
 pub mod pacing;
 pub mod send_queue;
-mod tls;
+pub mod tls;
 
 pub use connection::{run, IrcSettings};

@@ -307,6 +307,8 @@ impl Router {
                 return;
             }
         };
+        // Its secrets are masked in the log before anything about it is written.
+        crate::redact::mask_on_stderr(new.redactor());
         for warning in &new.warnings {
             warn!("{warning}");
         }

@@ -507,12 +507,15 @@ async fn write_lines(
 
 fn trace_line<T: serde::Serialize>(arrow: &str, name: &str, msg: &T) {
     let json = serde_json::to_string(msg).unwrap_or_else(|e| format!("<unencodable: {e}>"));
-    eprintln!("[{name}] {arrow} {json}");
+    crate::redact::eprintln(&format!("[{name}] {arrow} {json}"));
 }
 
 fn trace_bytes(arrow: &str, name: &str, line: &[u8]) {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
-    eprintln!("[{name}] {arrow} {}", String::from_utf8_lossy(line));
+    crate::redact::eprintln(&format!(
+        "[{name}] {arrow} {}",
+        String::from_utf8_lossy(line)
+    ));
 }
 
 fn type_name(msg: &FromPlugin) -> String {
