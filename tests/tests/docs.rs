@@ -955,3 +955,31 @@ fn the_procfile_in_heroku_md_is_the_repositorys() {
         .expect("read the Procfile");
     assert_eq!(shown, vec![procfile], "the Procfile block of heroku.md");
 }
+
+/// The keys a reload cannot change are the ones the docs name: a key added to the code's list
+/// and not to the docs would be a surprise to an operator whose `!reload` seems to ignore it.
+#[test]
+fn the_keys_a_reload_cannot_change_are_all_named_in_the_docs() {
+    let config = read_doc("config.md");
+    let section = config
+        .split("### Changing the configuration while the bot runs")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("config.md has the reload section");
+    let plugins = read_doc("plugins.md");
+    let owner = plugins
+        .split("### Owner commands")
+        .nth(1)
+        .expect("plugins.md has the owner commands");
+    for key in hamper::reload::RESTART_ONLY {
+        let quoted = format!("`{key}`");
+        assert!(
+            section.contains(&quoted),
+            "config.md's reload section does not name {quoted}"
+        );
+        assert!(
+            owner.contains(&quoted),
+            "plugins.md's owner commands do not name {quoted}"
+        );
+    }
+}

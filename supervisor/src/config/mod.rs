@@ -27,5 +27,5 @@ pub use error::{ConfigError, KeyError};
 pub use keys::KNOWN_KEYS;
 pub use model::{
     ChannelSpec, Config, Flood, Grant, LogFormat, PluginLimits, PluginSpec, Secret, DEFAULT_DB,
-    DEFAULT_INBOX, DEFAULT_PLUGINS,
+    DEFAULT_FAILED_RETRY, DEFAULT_INBOX, DEFAULT_PLUGINS,
 };

@@ -94,6 +94,9 @@ impl Default for Flood {
     }
 }
 
+/// How long a failed plugin waits before it is tried again, by default.
+pub const DEFAULT_FAILED_RETRY: Duration = Duration::from_secs(300);
+
 /// One configured plugin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginSpec {
@@ -124,6 +127,8 @@ pub struct PluginLimits {
     pub max_restarts: u32,
     /// The window for `max_restarts`.
     pub restart_window: Duration,
+    /// How long a failed plugin waits before it is tried again; `None` (`off`) leaves it failed.
+    pub failed_retry: Option<Duration>,
     /// Bytes of events that may wait for the plugin before more are dropped.
     pub inbox: usize,
 }
@@ -136,6 +141,7 @@ impl Default for PluginLimits {
             ping_timeout: Duration::from_secs(20),
             max_restarts: 5,
             restart_window: Duration::from_secs(60),
+            failed_retry: Some(DEFAULT_FAILED_RETRY),
             inbox: DEFAULT_INBOX,
         }
     }

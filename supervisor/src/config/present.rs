@@ -33,6 +33,10 @@ impl Config {
                     "ping_timeout": p.limits.ping_timeout.as_secs_f64(),
                     "max_restarts": p.limits.max_restarts,
                     "restart_window": p.limits.restart_window.as_secs_f64(),
+                    "failed_retry": match p.limits.failed_retry {
+                        Some(d) => json!(d.as_secs_f64()),
+                        None => json!("off"),
+                    },
                     "inbox": p.limits.inbox,
                 })
             })

@@ -296,6 +296,36 @@ fn nick_validity() {
 }
 
 #[test]
+fn failed_retry_is_seconds_or_off() {
+    let entry = |value: &str| {
+        format!("plugins:\n  - name: w\n    command: [x]\n    failed_retry: {value}\n")
+    };
+    let retry =
+        |value: &str| load_str(&entry(value), &[]).map(|c| c.plugins[0].limits.failed_retry);
+    let cases = [
+        ("60", Some(Duration::from_secs(60))),
+        ("0.5", Some(Duration::from_millis(500))),
+        ("\"90\"", Some(Duration::from_secs(90))),
+        ("off", None),
+        ("false", None),
+        ("0", None),
+    ];
+    for (value, want) in cases {
+        assert_eq!(retry(value).expect(value), want, "{value}");
+    }
+    let default = load_str("plugins: [karma]\n", &[]).expect("valid");
+    assert_eq!(
+        default.plugins[0].limits.failed_retry,
+        Some(crate::config::DEFAULT_FAILED_RETRY)
+    );
+    for bad in ["-1", "never", "100000", "[1]"] {
+        let err = retry(bad).expect_err(bad);
+        assert_eq!(err.errors[0].key, "plugins[0].failed_retry", "{bad}");
+        assert!(err.errors[0].fix.contains("off"), "{bad}");
+    }
+}
+
+#[test]
 fn ssl_ca_is_a_path_from_the_file_or_the_environment() {
     let c = load_str("ssl: true\nssl_ca: /etc/hamper/ca.pem\n", &[]).expect("valid");
     assert_eq!(

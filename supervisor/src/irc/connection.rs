@@ -13,7 +13,7 @@ use hamper_protocol::CaseMapping;
 use rustls::RootCertStore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,6 @@ use super::pacing::Pacer;
 use super::send_queue::{SendQueue, MAX_LANE};
 use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
 use crate::config::{ChannelSpec, Config, ConfigError, Flood, Secret};
-use crate::identity::Identity;
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -61,8 +60,9 @@ pub struct IrcSettings {
     pub nickname: String,
     /// Server password.
     pub password: Option<Secret>,
-    /// Channels to join.
-    pub channels: Vec<ChannelSpec>,
+    /// The configuration in effect, for what a reload may change: the channels to join, the
+    /// owners whose INVITE the bot follows, and `rejoin_on_kick`.
+    pub live: watch::Receiver<Arc<Config>>,
     /// Reconnect backoff.
     pub backoff: Backoff,
     /// Silence from the server after which the bot pings it.
@@ -71,16 +71,16 @@ pub struct IrcSettings {
     pub ping_timeout: Duration,
     /// Output pacing.
     pub flood: Flood,
-    /// Join a channel again (after a few seconds) when kicked from it.
-    pub rejoin_on_kick: bool,
-    /// The owners, whose INVITE the bot follows.
-    pub owners: Vec<Identity>,
 }
 
 impl IrcSettings {
     /// The settings from a config that passed [`Config::check_runnable`], with the TLS roots
-    /// loaded when certificates are to be verified.
-    pub fn from_config(config: &Config) -> Result<IrcSettings, ConfigError> {
+    /// loaded when certificates are to be verified, and the configuration in effect as reloads
+    /// change it.
+    pub fn from_config(
+        config: &Config,
+        live: watch::Receiver<Arc<Config>>,
+    ) -> Result<IrcSettings, ConfigError> {
         // A CA file is read whenever it is named, so a bad one is noticed before it matters.
         let ssl_roots = if (config.ssl && config.ssl_verify) || config.ssl_ca.is_some() {
             super::tls::trusted_roots(config.ssl_ca.as_deref()).map_err(|err| ConfigError {
@@ -97,7 +97,7 @@ impl IrcSettings {
             ssl_roots: Arc::new(ssl_roots),
             nickname: config.nickname.clone(),
             password: config.password.clone(),
-            channels: config.channels.clone(),
+            live,
             backoff: Backoff {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(300),
@@ -105,9 +105,12 @@ impl IrcSettings {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             flood: config.flood,
-            rejoin_on_kick: config.rejoin_on_kick,
-            owners: config.access.owners.clone(),
         })
+    }
+
+    /// The channels to join now.
+    fn channels(&self) -> Vec<ChannelSpec> {
+        self.live.borrow().channels.clone()
     }
 }
 
@@ -384,7 +387,7 @@ async fn session(
                 s.rejoins = later;
                 for (_, channel) in due {
                     let key = settings
-                        .channels
+                        .channels()
                         .iter()
                         .find(|c| s.casemapping.same(&c.name, &channel))
                         .and_then(|c| c.key.as_ref().map(|k| k.expose().to_string()));
@@ -402,7 +405,7 @@ impl Session<'_> {
     /// Whether the session registered and joined, which counts as a success: a server that
     /// accepts the bot and then drops it before that should see the backoff grow, not reset.
     fn stable(&self) -> bool {
-        self.registered && (self.joined || self.settings.channels.is_empty())
+        self.registered && (self.joined || self.settings.live.borrow().channels.is_empty())
     }
 
     /// Takes the next line to send if the pacing allows it now, answering flush markers on
@@ -611,7 +614,7 @@ impl Session<'_> {
                 .await
             }
             "KICK" if msg.params.len() >= 2 => {
-                if self.settings.rejoin_on_kick && self.is_me(msg.param(1)) {
+                if self.settings.live.borrow().rejoin_on_kick && self.is_me(msg.param(1)) {
                     let channel = msg.param(0).to_string();
                     warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
                     self.rejoins.push((Instant::now() + REJOIN_DELAY, channel));
@@ -643,6 +646,9 @@ impl Session<'_> {
                 let channel = msg.param(1);
                 let owner = self
                     .settings
+                    .live
+                    .borrow()
+                    .access
                     .owners
                     .iter()
                     .any(|o| o.matches(&source, self.casemapping));
@@ -675,7 +681,7 @@ impl Session<'_> {
 
     fn join_channels(&mut self) {
         self.nickserv_until = None;
-        for ch in self.settings.channels.clone() {
+        for ch in self.settings.channels() {
             let key = ch.key.as_ref().map(|k| k.expose().to_string());
             self.enqueue(
                 &Origin::Bot,
