@@ -74,6 +74,35 @@ fn restart_gives_a_plugin_a_new_process_that_answers() {
 }
 
 #[test]
+fn nothing_said_while_an_owner_restarts_a_plugin_is_lost() {
+    let sb = Sandbox::new();
+    sb.write_config(&format!("{OWNER}plugins: [karma, help]\n"));
+    // The whole script at once: the lines after `!restart` reach the bot while the old process
+    // is saying goodbye and the new one is starting.
+    let out = sb.console(
+        &[],
+        "!restart karma\n!karma foo\nfoo++\n!karma foo\n!plugins\n",
+    );
+    hamper_tests::assert_success(&out);
+    let lines = hamper_tests::stdout_lines(&out);
+    let said: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.contains("running again"))
+        .collect();
+    assert_eq!(
+        said[..2],
+        ["<hamper> No karma for foo", "<hamper> foo has 1 point"],
+        "{lines:?}"
+    );
+    let status = said
+        .iter()
+        .find(|l| l.contains("karma: running"))
+        .unwrap_or_else(|| panic!("no status line in {lines:?}"));
+    assert!(!status.contains("dropped"), "{status}");
+}
+
+#[test]
 fn a_disabled_plugin_is_stopped_and_says_so_until_enabled() {
     let (_sb, mut s) = console(&format!("{OWNER}plugins: [karma, help]\n"));
     let before = pid_of(&mut s, "karma");

@@ -124,6 +124,7 @@ pub fn spawn_runner(
         bot_shutdown: shutdown,
         next_ping: Arc::new(AtomicU64::new(1)),
         orphans: Vec::new(),
+        carry_inbox: false,
         askers: Vec::new(),
         reached_running: false,
         exit: None,
@@ -148,6 +149,9 @@ struct Runner {
     next_ping: Arc<AtomicU64>,
     /// Commands the process that just stopped was given but never handled.
     orphans: Vec<Arc<Message>>,
+    /// The next process takes over what waits in the inbox (after an owner's restart) instead
+    /// of the inbox being emptied first.
+    carry_inbox: bool,
     /// Owners who asked for the next start (`!restart`, `!enable`), to be told how it went.
     askers: Vec<(Arc<Message>, Ask)>,
     /// Whether the process that just stopped got past its handshake.
@@ -218,19 +222,27 @@ impl Runner {
             self.reached_running = false;
             self.exit = None;
             let end = self.run_once().await;
-            // Until it is decided what happens next, commands get "restarting" from the router
-            // rather than waiting in the inbox of a process that is gone.
+            // An owner's restart starts the next process at once, so what arrives meanwhile
+            // waits in the inbox for it, as at start-up: nothing said in those milliseconds is
+            // lost. After a crash, until it is decided what happens next, commands get
+            // "restarting" from the router rather than waiting in the inbox of a process that
+            // is gone.
+            let planned = matches!(end, End::Stopped(Stop::Restart(_)));
+            self.carry_inbox = planned;
             self.set_status(|s| {
                 s.pid = None;
                 s.since = None;
                 match end {
-                    End::Crashed(_) | End::Stopped(Stop::Restart(_)) => s.state = State::Restarting,
+                    End::Stopped(Stop::Restart(_)) => s.state = State::Starting,
+                    End::Crashed(_) => s.state = State::Restarting,
                     // Before the router hears it is down, so that it asks nothing more of it.
                     End::Shutdown => s.state = State::Stopped,
                     _ => {}
                 }
             });
-            self.collect_orphans();
+            if !planned {
+                self.collect_orphans();
+            }
             let wait = match end {
                 End::Shutdown => None,
                 End::Stopped(Stop::Restart(asker)) => {
@@ -303,6 +315,11 @@ impl Runner {
                     }
                 }
             };
+            if planned {
+                // Straight to the next process: nothing to wait for, and the router keeps
+                // routing to it (its syncs wait in `ctl` for the new process to answer).
+                continue;
+            }
             // After the answers, so that a console sync sees them before it completes.
             let _ = self
                 .router

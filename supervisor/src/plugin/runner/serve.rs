@@ -51,7 +51,9 @@ impl Runner {
             s.generation += 1;
             s.next_start = None;
         });
-        self.collect_orphans();
+        if !std::mem::take(&mut self.carry_inbox) {
+            self.collect_orphans();
+        }
         if !self.orphans.is_empty() {
             let text = format!(
                 "Sorry, the {} plugin is restarting; try again in a moment.",
