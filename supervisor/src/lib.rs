@@ -5,6 +5,7 @@
 //! the connection and the other plugins carry on. The binary (`main.rs`) only parses the
 //! command line and calls [`run`].
 
+pub mod acl;
 pub mod addressing;
 pub mod chat;
 pub mod commands;
@@ -12,25 +13,27 @@ pub mod config;
 pub mod console;
 pub mod guard;
 pub mod host_call;
+pub mod identity;
 pub mod irc;
 pub mod mask;
 pub mod outbound;
 pub mod plugin;
 pub mod queue;
 pub mod redact;
+pub mod reload;
 pub mod router;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::console::ConsoleOptions;
-use crate::plugin::{spawn_runner, RunnerSettings, StorageSlot};
+use crate::plugin::{Plugins, RunnerSettings, StorageSlot};
 use crate::router::{RouterCtl, RouterParts};
 
 /// Where the bot talks.
@@ -49,12 +52,14 @@ enum Ready {
 }
 
 /// Options that are not configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct RunOptions {
     /// Print every protocol line to stderr.
     pub trace: bool,
     /// The guard each plugin runs under (`None` runs plugins unguarded).
     pub guard: Option<plugin::process::Guard>,
+    /// How to read the configuration again for `!reload` and SIGHUP (`None`: not available).
+    pub reload: Option<reload::Reload>,
 }
 
 /// Why the bot could not run.
@@ -94,56 +99,77 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let config = Arc::new(config);
+    // The configuration in effect, which a reload replaces; the IRC session reads the channels
+    // and owners from it.
+    let (published, live_config) = watch::channel(config.clone());
     // Everything the IRC connection needs is checked before any plugin starts.
     let frontend = match frontend {
         Frontend::Irc => {
             config.check_runnable()?;
-            Ready::Irc(Box::new(irc::IrcSettings::from_config(&config)?))
+            Ready::Irc(Box::new(irc::IrcSettings::from_config(
+                &config,
+                live_config,
+            )?))
         }
         Frontend::Console(opts) => Ready::Console(opts),
     };
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let config = Arc::new(config);
     let (router_ctl, ctl_rx) = mpsc::channel(64);
     let storage = open_storage(&config, shutdown.clone()).await?;
 
     let tracker = TaskTracker::new();
     let plugin_shutdown = CancellationToken::new();
     let (runner_tx, runner_rx) = mpsc::channel(1024);
-    let plugins = config
-        .plugins
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let mut settings = RunnerSettings::new(i, spec.clone());
-            settings.plugin_dir = config.plugin_dir.clone();
-            settings.guard = options.guard.clone();
-            settings.trace = options.trace;
-            settings.storage = storage.clone();
-            settings.command_prefix = config.command_prefix.clone();
-            spawn_runner(
-                settings,
-                runner_tx.clone(),
-                plugin_shutdown.clone(),
-                &tracker,
-            )
-        })
-        .collect();
-    drop(runner_tx);
+    let (plugin_dir, guard, trace, prefix) = (
+        config.plugin_dir.clone(),
+        options.guard.clone(),
+        options.trace,
+        config.command_prefix.clone(),
+    );
+    let make = Box::new(move |index, spec| {
+        let mut settings = RunnerSettings::new(index, spec);
+        settings.plugin_dir = plugin_dir.clone();
+        settings.guard = guard.clone();
+        settings.trace = trace;
+        settings.storage = storage.clone();
+        settings.command_prefix = prefix.clone();
+        settings
+    });
+    let plugins = Plugins::start(
+        &config.plugins,
+        make,
+        runner_tx,
+        plugin_shutdown.clone(),
+        tracker.clone(),
+    );
+    let reload = options.reload.map(|r| match &frontend {
+        // What `hamper run` refuses at start, a reload refuses too.
+        Ready::Irc(_) => reload::Reload {
+            load: Box::new(move || {
+                let config = (r.load)()?;
+                config.check_runnable()?;
+                Ok(config)
+            }),
+            requests: r.requests,
+        },
+        Ready::Console(_) => r,
+    });
 
     let (net_in_tx, net_in_rx) = queue::byte_queue(NET_IN_BYTES);
     let (net_out_tx, net_out_rx) = mpsc::channel(1024);
     let router_shutdown = CancellationToken::new();
     let router = tokio::spawn(router::run(
         RouterParts {
-            config: config.clone(),
+            config: published,
             plugins,
             net_in: net_in_rx,
             net_out: net_out_tx,
             runners: runner_rx,
             ctl: ctl_rx,
+            reload,
         },
         router_shutdown.clone(),
     ));

@@ -183,7 +183,29 @@ async fn dispatch(cli: Cli, config: Config) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let options = RunOptions { trace, guard };
+    // `hamper plugin` runs one plugin without its config entry: there is nothing to reload.
+    let reload = match &cli.command {
+        Some(Command::Plugin { .. }) => None,
+        _ => {
+            let (tx, requests) = tokio::sync::mpsc::channel(1);
+            let path = cli.config.clone();
+            let load = Box::new(move || {
+                let env: HashMap<String, String> = std::env::vars().collect();
+                Config::load(path.as_deref(), &env)
+            });
+            Some((tx, hamper::reload::Reload { load, requests }))
+        }
+    };
+    let (hup_tx, reload) = match reload {
+        Some((tx, reload)) => (Some(tx), Some(reload)),
+        None => (None, None),
+    };
+    reload_on_sighup(hup_tx);
+    let options = RunOptions {
+        trace,
+        guard,
+        reload,
+    };
     match hamper::run(config, frontend, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Config(err)) => {
@@ -349,6 +371,29 @@ async fn import(config: &Config, from: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGHUP asks for a reload, as `!reload` does (a terminal that hangs up no longer stops the
+/// bot: SIGTERM or SIGINT does). The handler is in place before this returns, so a SIGHUP that
+/// comes early does not kill the bot.
+fn reload_on_sighup(requests: Option<tokio::sync::mpsc::Sender<()>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match &requests {
+                // A full channel means a reload is already waiting, and it reads the file anew.
+                Some(tx) => {
+                    let _ = tx.try_send(());
+                }
+                None => tracing::warn!(
+                    "SIGHUP received; `hamper plugin` has no config to reload, so it is ignored"
+                ),
+            }
+        }
+    });
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -1,4 +1,4 @@
-//! Hostmask matching (`nick!user@host` against `*!*@example.org`), for the owners list.
+//! Hostmask matching (`nick!user@host` against `*!*@example.org`), for owners and the ACL.
 //!
 //! Matching is case-insensitive under the server's casemapping (RFC 1459's by default, where
 //! `[]\~` are the upper case of `{}|^`). `*` matches any run of characters and `?` exactly one; `\` escapes the next one.

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Arc, RwLock};
 
 /// What a secret is replaced with.
 pub const MASK: &str = "********";
@@ -59,6 +59,18 @@ impl Redactor {
         Redactor { needles }
     }
 
+    /// A redactor that masks what `self` and `other` mask.
+    pub fn merged(&self, other: &Redactor) -> Redactor {
+        let mut needles = self.needles.clone();
+        for needle in &other.needles {
+            if !needles.contains(needle) {
+                needles.push(needle.clone());
+            }
+        }
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Redactor { needles }
+    }
+
     /// Whether there is nothing to mask.
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()
@@ -98,21 +110,29 @@ impl Redactor {
     }
 }
 
-/// The secrets masked in everything written to stderr, set once the configuration is known.
-static STDERR: OnceLock<Redactor> = OnceLock::new();
+/// The secrets masked in everything written to stderr, set once the configuration is known and
+/// added to by each reload.
+static STDERR: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
 
-/// Sets the secrets masked on stderr from now on. Only the first call counts: the process has
-/// one configuration.
+/// Masks `redactor`'s secrets on stderr from now on, besides those masked already: a reload
+/// adds the new configuration's secrets, and the old ones stay masked (a plugin started before
+/// may still print them).
 pub fn mask_on_stderr(redactor: Redactor) {
-    let _ = STDERR.set(redactor);
+    let mut current = STDERR.write().unwrap_or_else(|p| p.into_inner());
+    let merged = match current.as_deref() {
+        Some(old) => old.merged(&redactor),
+        None => redactor,
+    };
+    *current = Some(Arc::new(merged));
 }
 
 /// The redactor for stderr (masking nothing before [`mask_on_stderr`]).
-pub fn stderr_redactor() -> &'static Redactor {
-    static NONE: Redactor = Redactor {
-        needles: Vec::new(),
-    };
-    STDERR.get().unwrap_or(&NONE)
+pub fn stderr_redactor() -> Arc<Redactor> {
+    STDERR
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default()
 }
 
 /// Writes `line` and a newline to stderr with the secrets masked, ignoring failure (the reader
@@ -183,6 +203,15 @@ mod tests {
         );
         assert_eq!(r.redact_cut("hunter2secret and h"), "******** and ********");
         assert_eq!(r.redact_cut("nothing to see"), "nothing to see");
+    }
+
+    #[test]
+    fn a_merged_redactor_masks_both_and_the_longer_secret_whole() {
+        let r = Redactor::new(["hunter2"]).merged(&Redactor::new(["hunter2-long", "sesame"]));
+        assert_eq!(
+            r.redact("hunter2 hunter2-long sesame"),
+            "******** ******** ********"
+        );
     }
 
     #[test]

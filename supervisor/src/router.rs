@@ -4,19 +4,21 @@
 //! plugin that owns each, answers what only it knows (`plugins.list`, `bot.info`) for the
 //! plugins' request lanes, and passes their actions through the outgoing choke point. It never
 //! waits on a plugin: each event is encoded once and queued without waiting into the inboxes,
-//! which are bounded in bytes.
+//! which are bounded in bytes. The supervisor's own commands (`!plugins` and the owner
+//! commands, `!reload` among them) live in `router/admin.rs`.
+
+mod admin;
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hamper_protocol::{
-    BotInfo, CommandEvent, CommandSpec, Connected, Disconnected, ErrorCode, FromPlugin, HostHello,
-    Invite, Join, Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo, PluginsList,
-    Quit, Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
+    BotInfo, CommandEvent, Connected, Disconnected, ErrorCode, FromPlugin, HostHello, Invite, Join,
+    Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo, PluginsList, Quit,
+    Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -26,8 +28,9 @@ use crate::commands::{CommandTable, Owner};
 use crate::config::{Config, Grant};
 use crate::outbound::{is_single_line, split_text, DEFAULT_MAX_LINES};
 use crate::plugin::lane::error;
-use crate::plugin::{encode, FromRunner, PluginHandle, RouterCall, State};
+use crate::plugin::{encode, report, FromRunner, Plugins, RouterCall, State};
 use crate::queue::ByteReceiver;
+use crate::reload::Reload;
 
 /// Requests to the router from the rest of the bot.
 #[derive(Debug)]
@@ -41,10 +44,11 @@ pub enum RouterCtl {
 
 /// The router's fixed inputs.
 pub struct RouterParts {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// One handle per configured plugin, in config order.
-    pub plugins: Vec<PluginHandle>,
+    /// The configuration, published to the frontend, which reads what a reload may change
+    /// (channels, owners) from it.
+    pub config: watch::Sender<Arc<Config>>,
+    /// The plugins, one slot per configured plugin in config order at first.
+    pub plugins: Plugins,
     /// Events from the network.
     pub net_in: ByteReceiver<Inbound>,
     /// Commands to the network.
@@ -53,6 +57,9 @@ pub struct RouterParts {
     pub runners: mpsc::Receiver<FromRunner>,
     /// Control requests.
     pub ctl: mpsc::Receiver<RouterCtl>,
+    /// How to read the configuration again, and the requests to (SIGHUP); `None` where a
+    /// reload makes no sense (`hamper plugin`).
+    pub reload: Option<Reload>,
 }
 
 struct PendingSync {
@@ -64,28 +71,30 @@ struct PendingSync {
 /// Runs the router until `shutdown` or until the network side closes.
 pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
     let RouterParts {
-        config,
+        config: published,
         plugins,
         mut net_in,
         net_out,
         mut runners,
         mut ctl,
+        reload,
     } = parts;
+    let config = published.borrow().clone();
     let mut commands = CommandTable::default();
-    let mut plugins_cmd =
-        CommandSpec::new("plugins", "Show every plugin and whether it is running.");
-    plugins_cmd.usage = "plugins".into();
-    commands.add_builtin(plugins_cmd);
-    let count = plugins.len();
-    let origins = plugins.iter().map(PluginHandle::origin).collect();
+    for spec in admin::commands() {
+        commands.add_builtin(spec);
+    }
+    let (load_config, mut reload_requests) = match reload {
+        Some(r) => (Some(r.load), Some(r.requests)),
+        None => (None, None),
+    };
     let mut router = Router {
         config: config.clone(),
+        published,
+        load_config,
         plugins,
-        origins,
         net_out,
         commands,
-        subscriptions: vec![Vec::new(); count],
-        started: vec![false; count],
         bot: BotInfo {
             nick: config.nickname.clone(),
             channels: Vec::new(),
@@ -111,6 +120,10 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
             },
             Some(msg) = runners.recv() => router.on_runner(msg).await,
             Some(c) = ctl.recv() => router.on_ctl(c),
+            Some(()) = recv_opt(&mut reload_requests) => {
+                info!("SIGHUP received; reloading the config");
+                router.reload(None).await;
+            }
         }
     }
     for s in router.syncs.drain(..) {
@@ -118,15 +131,24 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
     }
 }
 
+/// The next request from an optional channel; never, when there is none.
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Router {
+    /// The configuration in effect (after reloads, with restart-only keys as at start).
     config: Arc<Config>,
-    plugins: Vec<PluginHandle>,
-    /// Each plugin as a sender of lines, for the connection's per-sender queue.
-    origins: Vec<Origin>,
+    /// Where the configuration in effect is published.
+    published: watch::Sender<Arc<Config>>,
+    /// Reads the configuration again, for `!reload` and SIGHUP.
+    load_config: Option<crate::reload::LoadConfig>,
+    plugins: Plugins,
     net_out: mpsc::Sender<Outgoing>,
     commands: CommandTable,
-    subscriptions: Vec<Vec<Subscription>>,
-    started: Vec<bool>,
     bot: BotInfo,
     ready_waiters: Vec<oneshot::Sender<()>>,
     syncs: Vec<PendingSync>,
@@ -157,7 +179,7 @@ impl Router {
     }
 
     fn check_ready(&mut self) {
-        if self.started.iter().all(|s| *s) {
+        if self.plugins.started_before(self.plugins.len()) {
             for w in self.ready_waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -175,14 +197,17 @@ impl Router {
                 self.next_token += 1;
                 // A plugin still starting counts: events may already wait in its inbox, and its
                 // runner answers the sync once it runs (or reports it down).
-                let waiting: HashSet<usize> = (0..self.plugins.len())
-                    .filter(|i| {
-                        matches!(self.plugins[*i].state(), State::Running | State::Starting)
+                let waiting: HashSet<usize> = self
+                    .plugins
+                    .live()
+                    .filter(|(_, slot)| {
+                        matches!(slot.handle.state(), State::Running | State::Starting)
+                    })
+                    .map(|(i, slot)| {
+                        slot.handle.sync(token);
+                        i
                     })
                     .collect();
-                for i in &waiting {
-                    self.plugins[*i].sync(token);
-                }
                 self.syncs.push(PendingSync {
                     token,
                     waiting,
@@ -217,7 +242,9 @@ impl Router {
                 self.register_in_order();
             }
             FromRunner::Down { plugin } => {
-                self.started[plugin] = true;
+                if let Some(slot) = self.plugins.get_mut(plugin) {
+                    slot.started = true;
+                }
                 self.register_in_order();
                 for s in &mut self.syncs {
                     s.waiting.remove(&plugin);
@@ -236,7 +263,7 @@ impl Router {
             FromRunner::Call { call, reply, .. } => {
                 let _ = reply.send(self.answer(call));
             }
-            FromRunner::Unanswered { messages, text } => {
+            FromRunner::Tell { messages, text } => {
                 for message in messages {
                     self.reply_lines(&message, &text, None).await;
                 }
@@ -246,25 +273,39 @@ impl Router {
 
     /// Answers waiting hellos. At start-up a plugin's hello waits until every plugin before it
     /// in the config has registered (or stopped), so that when two claim the same command the
-    /// one listed first wins, however fast each starts. Later (restarts) nothing waits.
+    /// one listed first wins, however fast each starts; so do the plugins a reload adds, among
+    /// themselves. Later (restarts) nothing waits. A removed plugin's hello is not answered,
+    /// which stops it.
     fn register_in_order(&mut self) {
         self.deferred.sort_by_key(|(i, _, _)| *i);
+        self.deferred
+            .retain(|(i, _, _)| self.plugins.get(*i).is_some_and(|s| !s.removed));
         while let Some(pos) = self
             .deferred
             .iter()
-            .position(|(i, _, _)| self.started[..*i].iter().all(|s| *s))
+            .position(|(i, _, _)| self.plugins.started_before(*i))
         {
             let (plugin, hello, reply) = self.deferred.remove(pos);
             let host = self.register(plugin, &hello);
             let _ = reply.send(host);
-            self.started[plugin] = true;
+            if let Some(slot) = self.plugins.get_mut(plugin) {
+                slot.started = true;
+            }
         }
         self.check_ready();
     }
 
     fn register(&mut self, plugin: usize, hello: &PluginHello) -> HostHello {
-        let name = self.plugins[plugin].name.clone();
-        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        let name = self
+            .plugins
+            .get(plugin)
+            .map(|s| s.handle.name.clone())
+            .unwrap_or_default();
+        let names: Vec<String> = self
+            .plugins
+            .all()
+            .map(|(_, s)| s.handle.name.clone())
+            .collect();
         let registration = self.commands.register(plugin, &name, hello, |o| match o {
             Owner::Builtin => "hamper".into(),
             Owner::Plugin(i) => names.get(i).cloned().unwrap_or_default(),
@@ -284,7 +325,9 @@ impl Router {
                 ),
             });
         }
-        self.subscriptions[plugin] = subs.clone();
+        if let Some(slot) = self.plugins.get_mut(plugin) {
+            slot.subscriptions = subs.clone();
+        }
         info!(plugin = %name, commands = ?registration.accepted, subscriptions = ?subs, "plugin registered");
         HostHello {
             protocol_version: PROTOCOL_VERSION,
@@ -300,15 +343,15 @@ impl Router {
     /// Encodes `msg` once, and only if some plugin subscribed to it.
     fn broadcast(&self, sub: Subscription, msg: ToPlugin) {
         let mut line = None;
-        for (i, p) in self.plugins.iter().enumerate() {
-            if !self.subscriptions[i].contains(&sub) {
+        for (_, slot) in self.plugins.live() {
+            if !slot.subscriptions.contains(&sub) {
                 continue;
             }
             if line.is_none() {
                 line = encode(&msg);
             }
             if let Some(line) = &line {
-                p.deliver(line);
+                slot.handle.deliver(line);
             }
         }
     }
@@ -510,8 +553,13 @@ impl Router {
             return;
         }
         if let Some(permission) = &found.spec.permission {
-            if !self.is_owner(&source) {
-                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: sender is not an owner");
+            let channel = message.channel.as_deref();
+            if !self
+                .config
+                .access
+                .allows(&source, channel, permission, self.bot.casemapping)
+            {
+                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: the sender does not hold the permission");
                 self.reply_lines(&message, "You don't have permission to do that.", None)
                     .await;
                 return;
@@ -526,18 +574,16 @@ impl Router {
         match found.owner {
             Owner::Builtin => self.builtin(&event).await,
             Owner::Plugin(i) => {
-                let plugin = &self.plugins[i];
-                let unavailable = match plugin.state() {
-                    State::Running | State::Starting => None,
-                    State::Restarting => Some(format!(
-                        "Sorry, the {} plugin is restarting; try again in a moment.",
-                        plugin.name
-                    )),
-                    State::Failed(_) | State::Stopped => Some(format!(
-                        "Sorry, the {} plugin is not running ({}plugins says why).",
-                        plugin.name, self.config.command_prefix
-                    )),
+                let Some(slot) = self.plugins.get(i) else {
+                    return;
                 };
+                let plugin = &slot.handle;
+                let unavailable = report::unavailable(
+                    &plugin.name,
+                    &plugin.status(),
+                    &self.config.command_prefix,
+                    tokio::time::Instant::now(),
+                );
                 match unavailable {
                     None => {
                         let delivered = encode(&ToPlugin::Command(event))
@@ -553,60 +599,6 @@ impl Router {
                     Some(text) => self.reply_lines(&message, &text, None).await,
                 }
             }
-        }
-    }
-
-    fn is_owner(&self, source: &Source) -> bool {
-        let mask = source.mask();
-        self.config
-            .owners
-            .iter()
-            .any(|owner| crate::mask::matches(owner, &mask, self.bot.casemapping))
-    }
-
-    async fn builtin(&mut self, event: &CommandEvent) {
-        if event.command == "plugins" {
-            let lines: Vec<String> = self
-                .plugins
-                .iter()
-                .map(|p| {
-                    let status = p.status();
-                    let counters = p.counters();
-                    let restarts = counters.restarts.load(Ordering::Relaxed);
-                    let mut dropped = match counters.dropped.load(Ordering::Relaxed) {
-                        0 => String::new(),
-                        n => format!(", {n} events dropped"),
-                    };
-                    match counters.unsent.load(Ordering::Relaxed) {
-                        0 => {}
-                        n => dropped.push_str(&format!(", {n} lines not sent (send queue full)")),
-                    }
-                    match &status.state {
-                        State::Failed(reason) => {
-                            format!(
-                                "{}: failed ({reason}) ({restarts} restarts){dropped}",
-                                p.name
-                            )
-                        }
-                        state => format!(
-                            "{}: {}{} ({restarts} restarts){dropped}",
-                            p.name,
-                            state.as_str(),
-                            status
-                                .pid
-                                .map(|pid| format!(", pid {pid}"))
-                                .unwrap_or_default()
-                        ),
-                    }
-                })
-                .collect();
-            let text = if lines.is_empty() {
-                "No plugins are configured.".to_string()
-            } else {
-                lines.join("\n")
-            };
-            self.reply_lines(&event.message, &text, Some(self.plugins.len().max(1)))
-                .await;
         }
     }
 
@@ -647,10 +639,13 @@ impl Router {
     }
 
     async fn on_output(&mut self, plugin: usize, msg: FromPlugin) {
-        let name = self.plugins[plugin].name.clone();
-        let origin = self.origins[plugin].clone();
-        let config = self.config.clone();
-        let granted = |g: Grant| config.plugins.get(plugin).is_some_and(|s| s.has(g));
+        let Some(slot) = self.plugins.get(plugin) else {
+            return;
+        };
+        let name = slot.handle.name.clone();
+        let origin = slot.origin.clone();
+        let spec = slot.spec.clone();
+        let granted = |g: Grant| spec.has(g);
         match msg {
             FromPlugin::Reply(r) => {
                 let target = r.channel.clone().unwrap_or_else(|| r.nick.clone());
@@ -780,7 +775,8 @@ impl Router {
             state: "running".into(),
             commands: self.commands.commands_of(Owner::Builtin),
         }];
-        for (i, p) in self.plugins.iter().enumerate() {
+        for (i, slot) in self.plugins.live() {
+            let p = &slot.handle;
             let status = p.status();
             let hello = status.hello.clone().unwrap_or_default();
             plugins.push(PluginInfo {

@@ -29,9 +29,13 @@ pub fn bot_command(sb: &Sandbox, port: u16, env: &[(&str, &str)]) -> Command {
 
 /// Starts [`bot_command`] against a scripted server on a free port and accepts its connection.
 pub fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
+    bot_and_peer_in(Sandbox::new(), env)
+}
+
+/// [`bot_and_peer`] in a sandbox prepared beforehand (a config file, an ACL file).
+pub fn bot_and_peer_in(sb: Sandbox, env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let sb = Sandbox::new();
     let bot = Session::start(bot_command(&sb, port, env));
     let stream = accept_within(&listener, T, "the bot's connection");
     (sb, bot, IrcClient::from_stream(stream))
@@ -40,8 +44,13 @@ pub fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
 /// The `plugins` value for karma and the misbehaving fixture as `bad` in `mode` (`extra` adds
 /// to its entry).
 pub fn misbehave_plugins(mode: &str, extra: &str) -> String {
+    misbehave_plugins_with(&format!("MISBEHAVE: {mode}"), extra)
+}
+
+/// [`misbehave_plugins`] with `plugin_env` as the fixture's `env` mapping.
+fn misbehave_plugins_with(plugin_env: &str, extra: &str) -> String {
     format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: {mode}}}{extra}}}]",
+        "[karma, {{name: bad, command: [\"{}\"], env: {{{plugin_env}}}{extra}}}]",
         crate::bin("hamper-misbehave").display()
     )
 }
@@ -53,7 +62,17 @@ pub fn registered_bot(
     extra: &str,
     env: &[(&str, &str)],
 ) -> (Sandbox, Session, IrcClient) {
-    let plugins = misbehave_plugins(mode, extra);
+    registered_bot_in(Sandbox::new(), &format!("MISBEHAVE: {mode}"), extra, env)
+}
+
+/// [`registered_bot`] in a prepared sandbox, with `plugin_env` as the fixture's `env` mapping.
+pub fn registered_bot_in(
+    sb: Sandbox,
+    plugin_env: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (Sandbox, Session, IrcClient) {
+    let plugins = misbehave_plugins_with(plugin_env, extra);
     let mut all = vec![
         ("nickname", "hb"),
         ("password", ""),
@@ -61,7 +80,7 @@ pub fn registered_bot(
         ("RUST_LOG", "info"),
     ];
     all.extend_from_slice(env);
-    let (sb, bot, mut peer) = bot_and_peer(&all);
+    let (sb, bot, mut peer) = bot_and_peer_in(sb, &all);
     peer.expect(T, "USER", |l| l.starts_with("USER "));
     peer.send_bytes(b":srv 001 hb :Welcome");
     peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));

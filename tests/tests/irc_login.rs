@@ -1,7 +1,8 @@
 //! Registration against a scripted server, line by line: capability negotiation, SASL PLAIN
 //! and EXTERNAL (over TLS with a client certificate) finished before `CAP END`, a refused login
 //! that stops the bot (or not, with `sasl_required: false`), a server without CAP, winning the
-//! configured nick back (ISON and MONITOR), and the server's time and account reaching a plugin.
+//! configured nick back (ISON and MONITOR), and the server's time and account reaching a plugin
+//! and the owner check.
 // Failing loudly is how these helpers report a broken flow.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -247,6 +248,22 @@ fn server_time_and_account_tags_reach_a_plugin() {
         .as_millis();
     let time: u128 = line.rsplit('=').next().unwrap().parse().unwrap();
     assert!((before..=after).contains(&time), "{line}");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn an_owner_known_by_account_is_followed_whatever_the_nick() {
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[("owners", "[\"$a:boss\"]")]);
+    peer.send("@account=other :boss!b@h INVITE hb #spoofed");
+    peer.send("@account=boss :someone!s@elsewhere INVITE hb #invited");
+    peer.expect(T, "the join after the owner's invite", |l| {
+        l == "JOIN #invited"
+    });
+    assert!(
+        !peer.seen.iter().any(|l| l.contains("#spoofed")),
+        "{:?}",
+        peer.seen
+    );
     assert!(bot.terminate(Duration::from_secs(30)).success());
 }
 

@@ -1,7 +1,8 @@
 //! Exact protocol flows against a scripted fake server: registration with a taken nick, the
 //! NickServ handshake before joining, keyed channels, PING, hostile lines, QUIT, the server's
-//! casemapping, the real prefix in the 512-byte budget, plugins taking turns on a paced wire, and
-//! that the password and channel key never reach the log even at trace level.
+//! casemapping, the real prefix in the 512-byte budget, plugins taking turns on a paced wire,
+//! that the password and channel key never reach the log even at trace level, and who may use a
+//! command that needs a permission, with exact hostmasks (owners, spoofers, an ACL file).
 // Failing loudly is how these helpers report a broken flow.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -9,7 +10,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use hamper_tests::ircd::{accept_within, IrcClient};
-use hamper_tests::scripted::{bot_and_peer, bot_command, registered_bot};
+use hamper_tests::scripted::{bot_and_peer, bot_command, registered_bot, registered_bot_in};
 use hamper_tests::{Sandbox, Session};
 
 const T: Duration = Duration::from_secs(20);
@@ -246,6 +247,137 @@ fn kicked_it_joins_again_and_it_follows_an_invite_from_an_owner_only() {
         peer.seen
     );
     assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+/// Sends each line from the server and checks the bot's next PRIVMSG is the answer given, so
+/// that every answer belongs to the line before it.
+fn answers(peer: &mut IrcClient, cases: &[(&str, &str)]) {
+    for (line, want) in cases {
+        peer.send(line);
+        let got = peer.expect(T, want, |l| l.starts_with("PRIVMSG "));
+        assert_eq!(&got, want, "the answer to {line}");
+    }
+}
+
+const REFUSED: &str = "You don't have permission to do that.";
+
+#[test]
+fn a_permissioned_command_answers_an_owner_by_hostmask_and_refuses_a_spoofer() {
+    let (_sb, bot, mut peer) = registered_bot_in(
+        Sandbox::new(),
+        "MISBEHAVE: behave, MISBEHAVE_PERMISSION: admin.misbehave",
+        "",
+        &[("owners", "[\"boss!*@trusted.example\"]"), ("flood", "off")],
+    );
+    let refused = format!("PRIVMSG #keyed :{REFUSED}");
+    answers(
+        &mut peer,
+        &[
+            // The owner's nick from another user@host is not the owner.
+            (
+                ":boss!x@elsewhere.example PRIVMSG #keyed :!bad ping",
+                &refused,
+            ),
+            (":eve!e@eve.example PRIVMSG #keyed :!bad ping", &refused),
+            (
+                ":boss!b@trusted.example PRIVMSG #keyed :!bad ping",
+                "PRIVMSG #keyed :bad alive",
+            ),
+            (
+                ":boss!b@trusted.example PRIVMSG hb :bad ping",
+                "PRIVMSG boss :bad alive",
+            ),
+            (
+                ":boss!x@elsewhere.example PRIVMSG hb :bad ping",
+                &format!("PRIVMSG boss :{REFUSED}"),
+            ),
+        ],
+    );
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success());
+    assert!(
+        log.contains("command refused: the sender does not hold the permission"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_acl_file_in_the_original_format_grants_by_channel_group_and_hostmask() {
+    let sb = Sandbox::new();
+    let etc = sb.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    // The original's acl.json format, with one bare name as old files have them.
+    std::fs::write(
+        etc.join("acl.json"),
+        r##"{
+  "groups": {"@ops": ["op!*@ops.example"]},
+  "permissions": {
+    "@ops": ["misbehave.*"],
+    "#quiet": ["-misbehave.run"],
+    "#open": ["*"],
+    "eve": ["misbehave.run"]
+  }
+}
+"##,
+    )
+    .unwrap();
+    std::fs::write(etc.join("hamper.conf"), "acl: acl.json\n").unwrap();
+    let (_sb, bot, mut peer) = registered_bot_in(
+        sb,
+        "MISBEHAVE: behave, MISBEHAVE_PERMISSION: misbehave.run",
+        "",
+        &[
+            ("HAMPER_CONFIG", "etc/hamper.conf"),
+            ("owners", "[\"boss!*@trusted.example\"]"),
+            ("flood", "off"),
+        ],
+    );
+    let refused = |c: &str| format!("PRIVMSG {c} :{REFUSED}");
+    answers(
+        &mut peer,
+        &[
+            // @ops by hostmask, in a channel and in private.
+            (
+                ":op!o@ops.example PRIVMSG #keyed :!bad ping",
+                "PRIVMSG #keyed :bad alive",
+            ),
+            (
+                ":op!o@ops.example PRIVMSG hb :bad ping",
+                "PRIVMSG op :bad alive",
+            ),
+            // The nick alone is not @ops.
+            (
+                ":op!x@elsewhere.example PRIVMSG #keyed :!bad ping",
+                &refused("#keyed"),
+            ),
+            // A deny beats the group's allow.
+            (
+                ":op!o@ops.example PRIVMSG #quiet :!bad ping",
+                &refused("#quiet"),
+            ),
+            // Everyone in #open.
+            (
+                ":anyone!a@a.example PRIVMSG #open :!bad ping",
+                "PRIVMSG #open :bad alive",
+            ),
+            // A bare name grants nothing: anyone could be `eve`.
+            (
+                ":eve!e@eve.example PRIVMSG #keyed :!bad ping",
+                &refused("#keyed"),
+            ),
+            // Owners hold every permission, even where the ACL denies it.
+            (
+                ":boss!b@trusted.example PRIVMSG #quiet :!bad ping",
+                "PRIVMSG #quiet :bad alive",
+            ),
+        ],
+    );
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success());
+    assert!(
+        log.contains("acl.json).permissions.eve: `eve` is a bare nick"),
+        "the bare name is warned about at start:\n{log}"
+    );
 }
 
 #[test]

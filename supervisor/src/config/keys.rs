@@ -1,21 +1,21 @@
 //! The core keys: each read from the merged map and validated, every problem collected.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use hamper_protocol::names::valid_nick;
 
+use super::access::{parse_acl, parse_owners};
 use super::error::{ConfigError, KeyError};
 use super::login::parse_login;
 use super::model::{
     ChannelSpec, Config, Flood, LogFormat, PluginSpec, Secret, DEFAULT_DB, DEFAULT_PLUGINS,
 };
 use super::plugins::parse_plugins;
-use super::value::{
-    as_bool, boolean, edit_distance, path, scalar_string, seconds, show, string_list,
-};
+use super::value::{as_bool, boolean, edit_distance, path, scalar_string, seconds, show};
+use crate::acl::Access;
 
 /// The keys hamper itself understands; any other top-level key is a plugin's section.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -37,6 +37,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "plugins",
     "command_prefix",
     "owners",
+    "acl",
     "plugin_dir",
     "flood",
     "ping_interval",
@@ -47,8 +48,13 @@ pub const KNOWN_KEYS: &[&str] = &[
 ];
 
 impl Config {
-    pub(super) fn from_map(map: Map<String, Value>) -> Result<Config, ConfigError> {
+    /// Reads every key of `map`; `base` is the config file's folder, for relative paths in it.
+    pub(super) fn from_map(
+        map: Map<String, Value>,
+        base: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let get = |key: &str| map.get(key).filter(|v| !v.is_null());
 
         let nickname = match get("nickname") {
@@ -141,7 +147,6 @@ impl Config {
                 }
             },
         };
-        let mut warnings = Vec::new();
         let login = parse_login(get, ssl, &mut errors, &mut warnings);
         let db = match get("db") {
             None => DEFAULT_DB.to_string(),
@@ -162,14 +167,11 @@ impl Config {
         };
         let owners = match get("owners") {
             None => Vec::new(),
-            Some(v) => string_list(v).unwrap_or_else(|| {
-                errors.push(KeyError::new(
-                    "owners",
-                    "is not a list of hostmasks",
-                    "set owners: [\"alice!*@example.org\"]",
-                ));
-                Vec::new()
-            }),
+            Some(v) => parse_owners(v, &mut errors, &mut warnings),
+        };
+        let (acl, acl_file) = match get("acl") {
+            None => (None, None),
+            Some(v) => parse_acl(v, base, &mut errors, &mut warnings),
         };
         let plugin_dir = get("plugin_dir").and_then(scalar_string).map(PathBuf::from);
         let log_format = match get("log_format").map(|v| (v, scalar_string(v))) {
@@ -275,7 +277,8 @@ impl Config {
                 db: Secret(db),
                 plugins,
                 command_prefix,
-                owners,
+                access: Access { owners, acl },
+                acl_file,
                 plugin_dir,
                 flood,
                 ping_interval,

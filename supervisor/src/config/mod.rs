@@ -7,10 +7,11 @@
 //! problem is collected and reported together, each naming its key and the fix.
 //!
 //! The module follows the path of a value: [`source`] merges the file, the environment and
-//! `$VAR`s into one map; [`keys`] (with [`plugins`] and [`value`]) reads and validates each key
+//! `$VAR`s into one map; [`keys`] (with [`plugins`], [`access`] and [`value`]) reads and validates each key
 //! into the [`model`] types, collecting every [`error`]; [`present`] shows the result with its
 //! secrets masked.
 
+mod access;
 mod error;
 mod keys;
 mod login;
@@ -27,5 +28,5 @@ pub use error::{ConfigError, KeyError};
 pub use keys::KNOWN_KEYS;
 pub use model::{
     ChannelSpec, Config, Flood, Grant, LogFormat, PluginLimits, PluginSpec, Sasl, SaslMechanism,
-    Secret, DEFAULT_DB, DEFAULT_INBOX, DEFAULT_PLUGINS,
+    Secret, DEFAULT_DB, DEFAULT_FAILED_RETRY, DEFAULT_INBOX, DEFAULT_PLUGINS,
 };

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, KeyError};
+use crate::acl::Access;
 
 /// The plugins run when the config names none.
 pub const DEFAULT_PLUGINS: &[&str] = &["karma", "help", "sed"];
@@ -131,6 +132,9 @@ impl Default for Flood {
     }
 }
 
+/// How long a failed plugin waits before it is tried again, by default.
+pub const DEFAULT_FAILED_RETRY: Duration = Duration::from_secs(300);
+
 /// One configured plugin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginSpec {
@@ -161,6 +165,8 @@ pub struct PluginLimits {
     pub max_restarts: u32,
     /// The window for `max_restarts`.
     pub restart_window: Duration,
+    /// How long a failed plugin waits before it is tried again; `None` (`off`) leaves it failed.
+    pub failed_retry: Option<Duration>,
     /// Bytes of events that may wait for the plugin before more are dropped.
     pub inbox: usize,
 }
@@ -173,6 +179,7 @@ impl Default for PluginLimits {
             ping_timeout: Duration::from_secs(20),
             max_restarts: 5,
             restart_window: Duration::from_secs(60),
+            failed_retry: Some(DEFAULT_FAILED_RETRY),
             inbox: DEFAULT_INBOX,
         }
     }
@@ -212,8 +219,11 @@ pub struct Config {
     pub plugins: Vec<PluginSpec>,
     /// The command prefix.
     pub command_prefix: String,
-    /// Hostmasks (`nick!user@host`, with `*` and `?`) of the bot's owners.
-    pub owners: Vec<String>,
+    /// Who may use commands that name a permission: the owners (hostmasks, accounts or
+    /// explicit nicks) and the ACL, if one is configured.
+    pub access: Access,
+    /// The file the ACL was read from, when `acl` names one.
+    pub acl_file: Option<PathBuf>,
     /// Where to look for `hamper-<name>` binaries before the `hamper` executable's folder.
     pub plugin_dir: Option<PathBuf>,
     /// Output pacing towards the IRC server.
@@ -242,7 +252,7 @@ impl Config {
     pub fn defaults() -> Config {
         // Invariant: the empty map has no errors to report.
         #[allow(clippy::expect_used)]
-        Config::from_map(Map::new()).expect("defaults are valid")
+        Config::from_map(Map::new(), None).expect("defaults are valid")
     }
 
     /// The plugin's own config section, or `null`.

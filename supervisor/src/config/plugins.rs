@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::KeyError;
 use super::model::{Grant, PluginSpec};
-use super::value::{scalar_string, show, string_list};
+use super::value::{as_bool, scalar_string, show, string_list};
 
 const MIN_INBOX: usize = 64 * 1024;
 const MAX_INBOX: usize = 1024 * 1024 * 1024;
@@ -148,6 +148,10 @@ fn parse_plugin_entry(
                     None => errors.push(KeyError::new(&here, &format!("`{}` is not a usable number of seconds", show(value)), "write a number of seconds from 0.01 to 86400, e.g. 10 or 0.5")),
                 }
             }
+            "failed_retry" => match parse_retry(value) {
+                Some(retry) => spec.limits.failed_retry = retry,
+                None => errors.push(KeyError::new(&here, &format!("`{}` is neither `off` nor a number of seconds from 0.01 to 86400", show(value)), "leave it out (300 s, five minutes), write a number of seconds such as 60, or off to leave a failed plugin failed")),
+            },
             "max_restarts" => match value.as_u64().filter(|n| *n >= 1 && *n <= 100_000) {
                 Some(n) => spec.limits.max_restarts = n as u32,
                 None => errors.push(KeyError::new(&here, &format!("`{}` is not a positive whole number", show(value)), "write a number such as 5")),
@@ -160,11 +164,28 @@ fn parse_plugin_entry(
             other => errors.push(KeyError::new(
                 &here,
                 &format!("`{other}` is not a plugin entry key"),
-                "use name, command, args, env, grants, handshake_timeout, ping_interval, ping_timeout, max_restarts, restart_window or inbox; the plugin's own settings go in a top-level section named after it",
+                "use name, command, args, env, grants, handshake_timeout, ping_interval, ping_timeout, max_restarts, restart_window, failed_retry or inbox; the plugin's own settings go in a top-level section named after it",
             )),
         }
     }
     Some(spec)
+}
+
+/// `failed_retry`: `off` (or `false`, or 0) for never, or seconds.
+fn parse_retry(v: &Value) -> Option<Option<Duration>> {
+    if as_bool(v) == Some(false) {
+        return Some(None);
+    }
+    let secs = v
+        .as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))?;
+    if secs == 0.0 {
+        Some(None)
+    } else {
+        (0.01..=86_400.0)
+            .contains(&secs)
+            .then(|| Some(Duration::from_secs_f64(secs)))
+    }
 }
 
 fn valid_plugin_name(name: &str) -> bool {

@@ -33,6 +33,10 @@ impl Config {
                     "ping_timeout": p.limits.ping_timeout.as_secs_f64(),
                     "max_restarts": p.limits.max_restarts,
                     "restart_window": p.limits.restart_window.as_secs_f64(),
+                    "failed_retry": match p.limits.failed_retry {
+                        Some(d) => json!(d.as_secs_f64()),
+                        None => json!("off"),
+                    },
                     "inbox": p.limits.inbox,
                 })
             })
@@ -61,7 +65,12 @@ impl Config {
             "db": hamper_storage::redact_url(self.db.expose()),
             "plugins": plugins,
             "command_prefix": self.command_prefix,
-            "owners": self.owners,
+            "owners": self.access.owners.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "acl": match (&self.acl_file, &self.access.acl) {
+                (Some(file), _) => json!(file),
+                (None, Some(acl)) => acl.to_json(),
+                (None, None) => Value::Null,
+            },
             "plugin_dir": self.plugin_dir,
             "rejoin_on_kick": self.rejoin_on_kick,
             "log_format": match self.log_format {

@@ -10,6 +10,7 @@ use super::error::{ConfigError, KeyError};
 use super::keys::KNOWN_KEYS;
 use super::model::{Config, Secret, DEFAULT_PLUGINS};
 use super::value::show;
+use crate::identity::ACCOUNT_PREFIX;
 use crate::redact::Redactor;
 
 impl Config {
@@ -42,8 +43,9 @@ impl Config {
         };
         let file = parse_file(&text, &origin)?;
         let (merged, pulled) = overlay(file, env)?;
+        let base = path.map(|p| p.parent().unwrap_or(Path::new("")));
         // A problem quotes the value it found, which a `$VAR` may have pulled in.
-        let mut config = Config::from_map(merged)
+        let mut config = Config::from_map(merged, base)
             .map_err(|err| err.redacted(&Redactor::new(pulled.iter().map(Secret::expose))))?;
         config.pulled_from_env = pulled;
         Ok(config)
@@ -151,7 +153,8 @@ fn substitute_env(
     pulled: &mut Vec<Secret>,
 ) {
     match value {
-        Value::String(s) if s.starts_with('$') && s.len() > 1 => {
+        // `$a:NAME` is a services account (owners, the ACL), never a variable.
+        Value::String(s) if s.starts_with('$') && s.len() > 1 && !s.starts_with(ACCOUNT_PREFIX) => {
             let var = &s[1..];
             match env.get(var) {
                 Some(v) => {

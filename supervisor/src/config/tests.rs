@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use hamper_protocol::CaseMapping;
 use serde_json::{json, Value};
 
 use super::*;
@@ -295,6 +296,36 @@ fn nick_validity() {
 }
 
 #[test]
+fn failed_retry_is_seconds_or_off() {
+    let entry = |value: &str| {
+        format!("plugins:\n  - name: w\n    command: [x]\n    failed_retry: {value}\n")
+    };
+    let retry =
+        |value: &str| load_str(&entry(value), &[]).map(|c| c.plugins[0].limits.failed_retry);
+    let cases = [
+        ("60", Some(Duration::from_secs(60))),
+        ("0.5", Some(Duration::from_millis(500))),
+        ("\"90\"", Some(Duration::from_secs(90))),
+        ("off", None),
+        ("false", None),
+        ("0", None),
+    ];
+    for (value, want) in cases {
+        assert_eq!(retry(value).expect(value), want, "{value}");
+    }
+    let default = load_str("plugins: [karma]\n", &[]).expect("valid");
+    assert_eq!(
+        default.plugins[0].limits.failed_retry,
+        Some(crate::config::DEFAULT_FAILED_RETRY)
+    );
+    for bad in ["-1", "never", "100000", "[1]"] {
+        let err = retry(bad).expect_err(bad);
+        assert_eq!(err.errors[0].key, "plugins[0].failed_retry", "{bad}");
+        assert!(err.errors[0].fix.contains("off"), "{bad}");
+    }
+}
+
+#[test]
 fn ssl_ca_is_a_path_from_the_file_or_the_environment() {
     let c = load_str("ssl: true\nssl_ca: /etc/hamper/ca.pem\n", &[]).expect("valid");
     assert_eq!(
@@ -402,4 +433,135 @@ fn sasl_mistakes_name_the_key_and_the_fix() {
         "{:?}",
         c.warnings
     );
+}
+
+#[test]
+fn owners_are_hostmasks_accounts_or_explicit_nicks() {
+    let c = load_str(
+        "owners: [\"alice!*@alice.example\", \"$a:bob\", \"nick:carol\"]\n",
+        &[],
+    )
+    .expect("valid, and `$a:bob` is no variable");
+    let shown: Vec<String> = c.access.owners.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["alice!*@alice.example", "$a:bob", "nick:carol"]);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("owners[2]: `nick:carol` matches whoever takes the nick carol"),
+        "{:?}",
+        c.warnings
+    );
+    let env = load_str("", &[("owners", "[\"$a:bob\"]")]).expect("from the environment");
+    assert_eq!(env.access.owners[0].to_string(), "$a:bob");
+
+    let err = load_str("owners: [alice, \"alice@host\", 3]\n", &[]).expect_err("bad owners");
+    let keys: Vec<&str> = err.errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["owners[0]", "owners[1]", "owners[2]"]);
+    assert!(
+        err.errors[0].fix.contains("`$a:alice`"),
+        "{}",
+        err.errors[0]
+    );
+    let err = load_str("owners: \"alice!*@h\"\n", &[]).expect_err("not a list");
+    assert_eq!(err.errors[0].key, "owners");
+}
+
+#[test]
+fn acl_inline_in_the_file_or_from_the_environment() {
+    let c = load_str(
+        "acl:\n  groups:\n    \"@ops\": [\"$a:alice\"]\n  permissions:\n    \"@ops\": [\"*\"]\n    \"#hamper\": [\"karma.*\", \"-karma.reset\"]\n",
+        &[],
+    )
+    .expect("valid");
+    let acl = c.access.acl.as_ref().expect("an ACL");
+    let alice = crate::chat::Source {
+        account: Some("alice".into()),
+        ..crate::chat::Source::nick("a")
+    };
+    assert!(acl.allows(&alice, None, "admin.restart", CaseMapping::Rfc1459));
+    assert!(acl.allows(
+        &crate::chat::Source::nick("x"),
+        Some("#hamper"),
+        "karma.add",
+        CaseMapping::Rfc1459
+    ));
+    assert!(!acl.allows(
+        &crate::chat::Source::nick("x"),
+        Some("#hamper"),
+        "karma.reset",
+        CaseMapping::Rfc1459
+    ));
+    assert_eq!(
+        c.masked()["acl"]["permissions"]["#hamper"],
+        json!(["karma.*", "-karma.reset"])
+    );
+
+    let env = load_str("", &[("acl", "{permissions: {\"#c\": [\"*\"]}}")]).expect("env");
+    assert!(env.access.acl.is_some());
+    assert!(
+        Config::defaults().access.acl.is_none(),
+        "no ACL unless configured"
+    );
+}
+
+#[test]
+fn acl_file_in_the_original_format_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).expect("mkdir");
+    std::fs::write(
+        etc.join("acl.json"),
+        r##"{"permissions": {"#channel": ["*"], "#channel2": ["*", "-factoid"]}}"##,
+    )
+    .expect("write acl");
+    std::fs::write(etc.join("hamper.conf"), "acl: acl.json\n").expect("write conf");
+    let c = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect("valid");
+    assert_eq!(c.acl_file.as_deref(), Some(etc.join("acl.json").as_path()));
+    assert_eq!(c.masked()["acl"], json!(etc.join("acl.json")));
+    let acl = c.access.acl.expect("loaded");
+    let anyone = crate::chat::Source::nick("anyone");
+    assert!(acl.allows(&anyone, Some("#channel2"), "quote", CaseMapping::Rfc1459));
+    assert!(!acl.allows(&anyone, Some("#channel2"), "factoid", CaseMapping::Rfc1459));
+
+    std::fs::write(etc.join("hamper.conf"), "acl: missing.json\n").expect("write conf");
+    let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("missing");
+    assert_eq!(err.errors[0].key, "acl");
+    assert!(
+        err.errors[0].problem.contains("missing.json"),
+        "{}",
+        err.errors[0]
+    );
+
+    std::fs::write(etc.join("acl.json"), "{\"groups\": ").expect("write acl");
+    std::fs::write(etc.join("hamper.conf"), "acl: acl.json\n").expect("write conf");
+    let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("not json");
+    assert!(
+        err.errors[0].problem.contains("is not valid JSON"),
+        "{}",
+        err.errors[0]
+    );
+
+    std::fs::write(
+        etc.join("acl.json"),
+        r##"{"groups": {"@ops": ["*"]}, "permissions": {"a@b@c": ["x"], "@ops": ["quote*"]}}"##,
+    )
+    .expect("write acl");
+    let err = Config::load(Some(&etc.join("hamper.conf")), &env(&[])).expect_err("bad entries");
+    let prefix = format!("acl ({})", etc.join("acl.json").display());
+    let keys: Vec<String> = err.errors.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}.groups.@ops[0]"),
+            format!("{prefix}.permissions.@ops[0]"),
+            format!("{prefix}.permissions.a@b@c"),
+        ]
+    );
+}
+
+#[test]
+fn acl_that_is_neither_a_mapping_nor_a_path_is_refused() {
+    for bad in ["acl: [a, b]\n", "acl: 3\n", "acl: \"\"\n"] {
+        let err = load_str(bad, &[]).expect_err(bad);
+        assert_eq!(err.errors[0].key, "acl", "{bad}");
+    }
 }

@@ -17,7 +17,7 @@ use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -70,8 +70,9 @@ pub struct IrcSettings {
     pub password: Option<Secret>,
     /// The SASL login, if one is configured.
     pub sasl: Option<Sasl>,
-    /// Channels to join.
-    pub channels: Vec<ChannelSpec>,
+    /// The configuration in effect, for what a reload may change: the channels to join, the
+    /// owners whose INVITE the bot follows, and `rejoin_on_kick`.
+    pub live: watch::Receiver<Arc<Config>>,
     /// Reconnect backoff.
     pub backoff: Backoff,
     /// Silence from the server after which the bot pings it.
@@ -80,16 +81,16 @@ pub struct IrcSettings {
     pub ping_timeout: Duration,
     /// Output pacing.
     pub flood: Flood,
-    /// Join a channel again (after a few seconds) when kicked from it.
-    pub rejoin_on_kick: bool,
-    /// Hostmasks of the owners, whose INVITE the bot follows.
-    pub owners: Vec<String>,
 }
 
 impl IrcSettings {
     /// The settings from a config that passed [`Config::check_runnable`], with the TLS roots
-    /// loaded when certificates are to be verified.
-    pub fn from_config(config: &Config) -> Result<IrcSettings, ConfigError> {
+    /// loaded when certificates are to be verified, and the configuration in effect as reloads
+    /// change it.
+    pub fn from_config(
+        config: &Config,
+        live: watch::Receiver<Arc<Config>>,
+    ) -> Result<IrcSettings, ConfigError> {
         // A CA file is read whenever it is named, so a bad one is noticed before it matters.
         let ssl_roots = if (config.ssl && config.ssl_verify) || config.ssl_ca.is_some() {
             super::tls::trusted_roots(config.ssl_ca.as_deref()).map_err(|err| ConfigError {
@@ -116,7 +117,7 @@ impl IrcSettings {
             nickname: config.nickname.clone(),
             password: config.password.clone(),
             sasl: config.sasl.clone(),
-            channels: config.channels.clone(),
+            live,
             backoff: Backoff {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(300),
@@ -124,9 +125,12 @@ impl IrcSettings {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             flood: config.flood,
-            rejoin_on_kick: config.rejoin_on_kick,
-            owners: config.owners.clone(),
         })
+    }
+
+    /// The channels to join now.
+    pub(super) fn channels(&self) -> Vec<ChannelSpec> {
+        self.live.borrow().channels.clone()
     }
 }
 
@@ -458,7 +462,7 @@ async fn session(
                 s.rejoins = later;
                 for (_, channel) in due {
                     let key = settings
-                        .channels
+                        .channels()
                         .iter()
                         .find(|c| s.casemapping.same(&c.name, &channel))
                         .and_then(|c| c.key.as_ref().map(|k| k.expose().to_string()));
@@ -476,7 +480,7 @@ impl Session<'_> {
     /// Whether the session registered and joined, which counts as a success: a server that
     /// accepts the bot and then drops it before that should see the backoff grow, not reset.
     fn stable(&self) -> bool {
-        self.registered && (self.joined || self.settings.channels.is_empty())
+        self.registered && (self.joined || self.settings.live.borrow().channels.is_empty())
     }
 
     /// Takes the next line to send if the pacing allows it now, answering flush markers on

@@ -94,7 +94,7 @@ impl Session<'_> {
             }
             Command::QUIT(reason) => self.emit(Inbound::Quit { source, reason }).await,
             Command::KICK(channel, nick, reason) => {
-                if self.settings.rejoin_on_kick && self.is_me(&nick) {
+                if self.settings.live.borrow().rejoin_on_kick && self.is_me(&nick) {
                     warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
                     self.rejoins
                         .push((Instant::now() + REJOIN_DELAY, channel.clone()));
@@ -125,9 +125,12 @@ impl Session<'_> {
             Command::INVITE(_, channel) => {
                 let owner = self
                     .settings
+                    .live
+                    .borrow()
+                    .access
                     .owners
                     .iter()
-                    .any(|mask| crate::mask::matches(mask, &source.mask(), self.casemapping));
+                    .any(|o| o.matches(&source, self.casemapping));
                 if owner && channel.starts_with(['#', '&', '+', '!']) {
                     info!(%channel, by = %source.nick, "invited by an owner; joining");
                     self.enqueue(
@@ -330,7 +333,7 @@ impl Session<'_> {
 
     pub(super) fn join_channels(&mut self) {
         self.nickserv_until = None;
-        for ch in self.settings.channels.clone() {
+        for ch in self.settings.channels() {
             let key = ch.key.as_ref().map(|k| k.expose().to_string());
             self.enqueue(
                 &Origin::Bot,
