@@ -49,7 +49,8 @@ macro_rules! restart_only {
 
 restart_only!(
     /// The keys a reload cannot change: the connection's (`server`, `port`, `ssl`, `ssl_verify`,
-    /// `ssl_ca`, `nickname`, `password`, `flood`, `ping_interval`, `ping_timeout`), the database
+    /// `ssl_ca`, `ssl_cert`, `ssl_key`, `nickname`, `password`, the `sasl_` keys (reported as
+    /// `sasl`), `flood`, `ping_interval`, `ping_timeout`), the database
     /// (`db`), the log (`log_format`, `log_level`), where plugins are found (`plugin_dir`), and
     /// the command prefix, which every running plugin was given in its host hello.
     server,
@@ -57,8 +58,11 @@ restart_only!(
     ssl,
     ssl_verify,
     ssl_ca,
+    ssl_cert,
+    ssl_key,
     nickname,
     password,
+    sasl,
     flood,
     ping_interval,
     ping_timeout,
@@ -255,6 +259,17 @@ mod tests {
             "{}",
             plan.summary()
         );
+    }
+
+    #[test]
+    fn a_new_sasl_login_waits_for_a_restart() {
+        let running = config("sasl_username: bot\nsasl_password: old\n");
+        let plan = plan(
+            &running,
+            config("sasl_username: bot\nsasl_password: new\nsasl_required: false\n"),
+        );
+        assert_eq!(plan.pending, ["sasl"]);
+        assert_eq!(plan.config.sasl, running.sasl);
     }
 
     #[test]
