@@ -297,6 +297,17 @@ async fn session(
             }
         }
     };
+    serve(settings, net_in, net_out, shutdown, io).await
+}
+
+/// One registered (or registering) connection over `io`, until it ends.
+async fn serve(
+    settings: &IrcSettings,
+    net_in: &ByteSender<Inbound>,
+    net_out: &mut mpsc::Receiver<Outgoing>,
+    shutdown: &CancellationToken,
+    io: Box<dyn Io>,
+) -> End {
     let mut framed = Framed::new(io, IrcLineCodec::default());
     let mut s = Session {
         settings,
@@ -562,7 +573,115 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{
+        AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
+    };
+
     use super::*;
+
+    /// The server's end of an in-memory connection.
+    struct Peer {
+        lines: Lines<BufReader<ReadHalf<DuplexStream>>>,
+        writer: WriteHalf<DuplexStream>,
+    }
+
+    impl Peer {
+        async fn next(&mut self) -> String {
+            self.lines
+                .next_line()
+                .await
+                .expect("read")
+                .expect("the bot closed the connection")
+        }
+
+        async fn until(&mut self, prefix: &str) -> String {
+            loop {
+                let line = self.next().await;
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+        }
+
+        async fn send(&mut self, line: &str) {
+            self.writer
+                .write_all(format!("{line}\r\n").as_bytes())
+                .await
+                .expect("write");
+        }
+    }
+
+    /// A session with the default settings over an in-memory pipe; the task's result is how it
+    /// ended. Run on a paused clock, the runtime jumps to the bot's next timer whenever both
+    /// ends wait, so the keepalive's 30 s and 20 s pass without real sleeps.
+    fn session_over_a_pipe() -> (tokio::task::JoinHandle<End>, Peer, mpsc::Sender<Outgoing>) {
+        let config = Config::defaults();
+        let (_live_tx, live) = watch::channel(Arc::new(config.clone()));
+        let settings = IrcSettings::from_config(&config, live).expect("settings");
+        let (net_in, net_in_rx) = crate::queue::byte_queue(1 << 20);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let (bot, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(async move {
+            let _keep = net_in_rx;
+            let shutdown = CancellationToken::new();
+            serve(&settings, &net_in, &mut out_rx, &shutdown, Box::new(bot)).await
+        });
+        let (reader, writer) = tokio::io::split(server);
+        let peer = Peer {
+            lines: BufReader::new(reader).lines(),
+            writer,
+        };
+        (task, peer, out_tx)
+    }
+
+    fn lost_reason(end: End) -> String {
+        match end {
+            End::Lost { reason, .. } => reason,
+            End::Shutdown => panic!("ended with a shutdown, not a lost link"),
+            End::Fatal(err) => panic!("ended fatally: {err}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_is_pinged_after_30_s_and_left_20_s_later() {
+        let (task, mut peer, _out) = session_over_a_pipe();
+        peer.until("USER ").await;
+        peer.send(":srv 001 hamper :Welcome").await;
+        let quiet = Instant::now();
+        assert_eq!(peer.next().await, "PING :keepalive");
+        assert_eq!(quiet.elapsed().as_secs(), 30, "{:?}", quiet.elapsed());
+
+        // An answer resets the clock: the next PING comes 30 s after it.
+        peer.send(":srv PONG srv :keepalive").await;
+        let answered = Instant::now();
+        assert_eq!(peer.next().await, "PING :keepalive");
+        assert_eq!(answered.elapsed().as_secs(), 30, "{:?}", answered.elapsed());
+
+        // No answer this time: the link counts as dead 20 s after the PING.
+        let pinged = Instant::now();
+        let reason = lost_reason(task.await.expect("session task"));
+        assert_eq!(pinged.elapsed().as_secs(), 20, "{:?}", pinged.elapsed());
+        assert!(
+            reason.contains("not even an answer to our PING"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_goes_silent_during_registration_is_left_within_a_minute() {
+        let (task, mut peer, _out) = session_over_a_pipe();
+        let connected = Instant::now();
+        peer.until("USER ").await;
+        assert_eq!(peer.until("PING ").await, "PING :keepalive");
+        let reason = lost_reason(task.await.expect("session task"));
+        assert_eq!(
+            connected.elapsed().as_secs(),
+            50,
+            "{:?}",
+            connected.elapsed()
+        );
+        assert!(reason.contains("sent nothing for 50s"), "{reason}");
+    }
 
     #[test]
     fn reconnects_come_quickly_at_first_then_back_off_to_the_cap() {
