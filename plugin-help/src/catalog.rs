@@ -23,7 +23,7 @@ pub struct Catalog {
 
 /// Whether a plugin in this state can answer its commands now or soon.
 pub fn is_available(state: &str) -> bool {
-    !matches!(state, "failed" | "stopped")
+    !matches!(state, "failed" | "stopped" | "disabled")
 }
 
 /// Whether a command is listed by `!help` and `!help <plugin>`.
@@ -374,6 +374,7 @@ mod tests {
             ("", true),
             ("failed", false),
             ("stopped", false),
+            ("disabled", false),
         ] {
             assert_eq!(is_available(state), want, "state {state:?}");
         }

@@ -8,11 +8,11 @@
 
 use anyhow::Context as _;
 use hamper_protocol::sdk::{Context, Event, Plugin};
-use hamper_protocol::{HostHello, Message, PluginHello, Subscription};
+use hamper_protocol::{CaseMapping, HostHello, Message, PluginHello, Subscription, ToPlugin};
 use serde::Deserialize;
 
 use crate::expr::SedCommand;
-use crate::history::{same_nick, BucketKey, History, Line};
+use crate::history::{BucketKey, History, Line};
 
 /// The plugin's name.
 pub const NAME: &str = "sed";
@@ -58,6 +58,8 @@ impl SedConfig {
 pub struct SedPlugin {
     config: SedConfig,
     history: History,
+    /// How the server compares names, for the history's buckets and `s///m`'s "mine".
+    casemapping: CaseMapping,
 }
 
 impl SedPlugin {
@@ -66,13 +68,14 @@ impl SedPlugin {
         SedPlugin {
             config,
             history: History::new(),
+            casemapping: CaseMapping::default(),
         }
     }
 
     /// Handles one chat message or action: returns the reply to send, if any, and then
     /// remembers the message.
     pub fn process(&mut self, msg: &Message) -> Option<String> {
-        let key = BucketKey::for_message(msg);
+        let key = BucketKey::for_message(msg, self.casemapping);
         let command = SedCommand::parse(&msg.message);
         let reply = command.as_ref().and_then(|c| self.respond(c, msg, &key));
         self.history
@@ -93,7 +96,7 @@ impl SedPlugin {
         let mine_only = command.mine_only();
         let target = self.history.newest_first(key).find(|line| {
             line.editable
-                && (!mine_only || same_nick(&line.nick, &msg.nick))
+                && (!mine_only || self.casemapping.same(&line.nick, &msg.nick))
                 && compiled.targets(&line.text)
         });
         let Some(line) = target else {
@@ -127,21 +130,31 @@ impl Plugin for SedPlugin {
             description: DESCRIPTION.to_string(),
             help: HELP.to_string(),
             commands: Vec::new(),
-            subscriptions: vec![Subscription::Message, Subscription::Action],
+            subscriptions: vec![
+                Subscription::Message,
+                Subscription::Action,
+                Subscription::Connected,
+            ],
             ..PluginHello::default()
         }
     }
 
     async fn start(&mut self, host: &HostHello, _ctx: &Context) -> anyhow::Result<()> {
         self.config = SedConfig::from_value(&host.config)?;
+        self.casemapping = host.bot.casemapping;
         Ok(())
     }
 
     async fn handle(&mut self, event: Event, ctx: &Context) -> anyhow::Result<()> {
-        if let Event::Message(msg) = event {
-            if let Some(reply) = self.process(&msg) {
-                ctx.reply(&msg, reply);
+        match event {
+            Event::Message(msg) => {
+                if let Some(reply) = self.process(&msg) {
+                    ctx.reply(&msg, reply);
+                }
             }
+            // A new server may compare names differently; names seen before keep their buckets.
+            Event::Other(ToPlugin::Connected(c)) => self.casemapping = c.casemapping,
+            _ => {}
         }
         Ok(())
     }
@@ -450,7 +463,11 @@ mod tests {
         assert!(hello.commands.is_empty());
         assert_eq!(
             hello.subscriptions,
-            [Subscription::Message, Subscription::Action]
+            [
+                Subscription::Message,
+                Subscription::Action,
+                Subscription::Connected
+            ]
         );
     }
 }

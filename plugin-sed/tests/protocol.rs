@@ -5,7 +5,9 @@
 //! events before it, the `pong` proves that nothing else was sent in between.
 
 use hamper_protocol::testing::TestHost;
-use hamper_protocol::{FromPlugin, Message, Reply, Subscription, ToPlugin, PROTOCOL_VERSION};
+use hamper_protocol::{
+    CaseMapping, Connected, FromPlugin, Message, Reply, Subscription, ToPlugin, PROTOCOL_VERSION,
+};
 use hamper_sed::SedPlugin;
 use serde_json::{json, Value};
 
@@ -29,7 +31,11 @@ async fn start(config: Value) -> TestHost {
     assert!(hello.commands.is_empty());
     assert_eq!(
         hello.subscriptions,
-        [Subscription::Message, Subscription::Action]
+        [
+            Subscription::Message,
+            Subscription::Action,
+            Subscription::Connected
+        ]
     );
     host
 }
@@ -181,4 +187,32 @@ async fn only_directed_comes_from_the_host_hello() {
         reply(Some("#hamper"), "bob", "alice actually meant: hello world")
     );
     host.stop().await.expect("the plugin should stop cleanly");
+}
+
+#[tokio::test]
+async fn whose_line_is_whose_follows_the_servers_casemapping() {
+    let mut host = start(Value::Null).await;
+    // Under rfc1459 (until the server says otherwise) `alice[` and `ALICE{` are one nick, so
+    // `m` (only my own lines) finds the line.
+    host.replies(say("alice[", "hello wrold")).await;
+    assert_eq!(
+        host.replies(say("ALICE{", "s/wrold/world/m")).await,
+        ["alice[ actually meant: hello world"]
+    );
+    let connected = ToPlugin::Connected(Connected {
+        nick: "hamper".into(),
+        server: "irc.example.org".into(),
+        casemapping: CaseMapping::Ascii,
+    });
+    assert!(host.exchange(connected).await.is_empty());
+    host.replies(say("bob[", "good mornign")).await;
+    assert_eq!(
+        host.replies(say("BOB{", "s/mornign/morning/m")).await,
+        ["Sorry, I couldn't match 'mornign'."]
+    );
+    assert_eq!(
+        host.replies(say("BOB[", "s/mornign/morning/m")).await,
+        ["bob[ actually meant: good morning"]
+    );
+    host.stop().await.expect("clean stop");
 }

@@ -9,12 +9,14 @@
 
 pub mod codec;
 pub mod decode;
+pub mod names;
 pub mod sdk;
 pub mod testing;
 pub mod wire;
 
 pub use codec::{LineError, NdjsonCodec};
 pub use decode::DecodeLine;
+pub use names::CaseMapping;
 pub use wire::*;
 
 /// The protocol version this crate speaks. A plugin whose `hello` names another version is refused.

@@ -98,6 +98,7 @@ impl Default for TestHostBuilder {
                 channels: Vec::new(),
                 command_prefix: "!".into(),
                 connected: true,
+                casemapping: Default::default(),
             },
             answer: Box::new(unknown_method),
             timeout: DEFAULT_TIMEOUT,

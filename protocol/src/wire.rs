@@ -273,6 +273,9 @@ pub struct BotInfo {
     /// Whether the bot is connected to IRC now (`false` in console mode before start-up ends).
     #[serde(default)]
     pub connected: bool,
+    /// How the server compares nicks and channel names (`rfc1459` until it says otherwise).
+    #[serde(default)]
+    pub casemapping: crate::CaseMapping,
 }
 
 /// A chat message or `/me` action, with the addressing facts of the original Hamper.
@@ -289,7 +292,8 @@ pub struct Message {
     /// The sender's host, when known.
     #[serde(default)]
     pub host: Option<String>,
-    /// The sender's services account, when known.
+    /// The sender's services account, when the server tags the message with it
+    /// (IRCv3 `account-tag`).
     #[serde(default)]
     pub account: Option<String>,
     /// The text exactly as received (for an action, the action text).
@@ -310,7 +314,8 @@ pub struct Message {
     /// Whether this is a `/me` action.
     #[serde(default)]
     pub action: bool,
-    /// When the host received it, in milliseconds since the Unix epoch.
+    /// When it was sent, in milliseconds since the Unix epoch: the server's time for it
+    /// (IRCv3 `server-time`) when it gives one, else when the host received it.
     #[serde(default)]
     pub time: u64,
 }
@@ -438,6 +443,9 @@ pub struct Connected {
     /// The server, as configured.
     #[serde(default)]
     pub server: String,
+    /// How the server compares nicks and channel names, from its `CASEMAPPING`.
+    #[serde(default)]
+    pub casemapping: crate::CaseMapping,
 }
 
 /// The bot lost its connection.

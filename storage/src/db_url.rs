@@ -110,19 +110,13 @@ fn split_scheme(url: &str) -> Option<(&str, &str)> {
 }
 
 /// Returns the URL with any password replaced by `********`: the one in `user:password@` and
-/// any `password=` or `sslpassword=` query parameter. Text that is not a `scheme://` URL, such as
-/// a SQLite path, is returned unchanged.
+/// any query parameter named like a secret (`password=`, `sslpassword=`, `auth_token=`). Text
+/// that is not a `scheme://` URL, such as a SQLite path, is returned unchanged.
 ///
 /// When a URL is ambiguous (an unescaped `@` after the host, say) it errs towards hiding more.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some((scheme, userinfo, tail)) = split_url(url) else {
         return url.to_string();
-    };
-    // The last `@` ends the user info even when the password holds `/`, `?`, `#` or `@`; an
-    // `@` later in the path or query only makes us hide more than needed.
-    let (userinfo, tail) = match rest.rfind('@') {
-        Some(at) => (Some(&rest[..at]), &rest[at..]),
-        None => (None, rest),
     };
     let shown = match userinfo {
         Some(info) => match info.split_once(':') {
@@ -131,26 +125,92 @@ pub fn redact_url(url: &str) -> String {
         },
         None => String::new(),
     };
-    format!("{scheme}://{shown}{}", redact_query(tail))
+    let tail = match tail.split_once('?') {
+        Some((before, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if secret_parameter(key) => format!("{key}=********"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{before}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{shown}{tail}")
 }
 
-fn redact_query(tail: &str) -> String {
-    let Some((before, query)) = tail.split_once('?') else {
-        return tail.to_string();
+/// The secrets in a URL, which [`redact_url`] hides: the password of `user:password@` and the
+/// values of query parameters named like secrets, each as written and percent-decoded, so that
+/// they can be masked wherever else they show up (a driver's error message, a log line).
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let Some((_, userinfo, tail)) = split_url(url) else {
+        return Vec::new();
     };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _))
-                if key.eq_ignore_ascii_case("password")
-                    || key.eq_ignore_ascii_case("sslpassword") =>
-            {
-                format!("{key}=********")
+    let password = userinfo
+        .and_then(|info| info.split_once(':'))
+        .map(|(_, password)| password);
+    let params = tail
+        .split_once('?')
+        .map(|(_, query)| query)
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| secret_parameter(key))
+        .map(|(_, value)| value);
+    let mut out = Vec::new();
+    for raw in password.into_iter().chain(params).filter(|v| !v.is_empty()) {
+        let decoded = percent_decode(raw);
+        if decoded != raw {
+            out.push(decoded);
+        }
+        out.push(raw.to_string());
+    }
+    out
+}
+
+/// `scheme`, the user information (up to the last `@`, so that a password may hold `/`, `?`,
+/// `#` or `@`; an `@` later in the path or query only makes it hide more than needed) and the
+/// rest, of a `scheme://` URL.
+fn split_url(url: &str) -> Option<(&str, Option<&str>, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    Some(match rest.rfind('@') {
+        Some(at) => (scheme, Some(&rest[..at]), &rest[at..]),
+        None => (scheme, None, rest),
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
             }
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{before}?{}", query.join("&"))
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a query parameter may hold a secret: `password`, `sslpassword`, and anything else
+/// named like one (`auth_token`, `secret`), since hiding too much costs nothing here.
+fn secret_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "auth", "credential"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 #[cfg(test)]
@@ -317,6 +377,18 @@ mod tests {
                 "postgres://u:********@h/d?PASSWORD=********",
             ),
             ("postgres://h/d", "postgres://h/d"),
+            (
+                "postgres://user:pa/ss@db.example.org/hamper",
+                "postgres://user:********@db.example.org/hamper",
+            ),
+            (
+                "postgres://user:p?w#x@h/d?sslmode=require",
+                "postgres://user:********@h/d?sslmode=require",
+            ),
+            (
+                "postgres://h/d?auth_token=abc&application_name=hamper",
+                "postgres://h/d?auth_token=********&application_name=hamper",
+            ),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");
@@ -330,5 +402,26 @@ mod tests {
         assert_eq!(target.describe(url), "postgres://bob:********@h:5432/d");
         let url = "sqlite:///hamper.db";
         assert_eq!(parse(url).expect("parse").describe(url), "sqlite:hamper.db");
+    }
+
+    #[test]
+    fn url_secrets_are_what_redact_url_hides_as_written_and_decoded() {
+        let cases: [(&str, &[&str]); 6] = [
+            ("postgres://bob:hunter2@db/karma", &["hunter2"]),
+            ("postgres://bob:p%40ss%2Fw@db/k", &["p@ss/w", "p%40ss%2Fw"]),
+            ("postgres://bob:a@b@db/k?sslmode=require", &["a@b"]),
+            (
+                "postgres://db/k?password=s3cret&auth_token=t0k&user=bob",
+                &["s3cret", "t0k"],
+            ),
+            ("postgres://bob@db/k", &[]),
+            ("sqlite:hamper.db", &[]),
+        ];
+        for (url, want) in cases {
+            assert_eq!(url_secrets(url), want, "{url}");
+            for secret in url_secrets(url) {
+                assert!(!redact_url(url).contains(&secret), "{url}");
+            }
+        }
     }
 }

@@ -29,7 +29,7 @@ mod limits;
 mod sqlite;
 mod storage;
 
-pub use db_url::redact_url;
+pub use db_url::{redact_url, url_secrets};
 pub use error::StorageError;
 pub use health::{PROBE_INTERVAL, PROBE_TIMEOUT};
 pub use import::{import_hamper, ImportReport, KARMA_NAMESPACE, KARMA_SCORE_PREFIX};

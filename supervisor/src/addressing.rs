@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use hamper_protocol::CaseMapping;
 use regex::Regex;
 
 /// What addressing made of one line.
@@ -29,8 +30,15 @@ fn target_regex() -> &'static Regex {
     })
 }
 
-/// Works out whether `text` is addressed to `bot_nick`, as the original Hamper did.
-pub fn address(text: &str, bot_nick: &str, command_prefix: &str, private: bool) -> Addressed {
+/// Works out whether `text` is addressed to `bot_nick`, as the original Hamper did; nicks
+/// compare under the server's `mapping`.
+pub fn address(
+    text: &str,
+    bot_nick: &str,
+    mapping: CaseMapping,
+    command_prefix: &str,
+    private: bool,
+) -> Addressed {
     let (target, rest) = match target_regex().captures(text) {
         Some(caps) => (
             caps.get(1).map(|m| m.as_str().to_string()),
@@ -39,13 +47,13 @@ pub fn address(text: &str, bot_nick: &str, command_prefix: &str, private: bool) 
         None => (None, text),
     };
     let (mut message, mut directed) = match &target {
-        Some(t) if t.eq_ignore_ascii_case(bot_nick) => (rest.to_string(), true),
+        Some(t) if mapping.same(t, bot_nick) => (rest.to_string(), true),
         Some(t) => (format!("{t}: {rest}"), false),
         None => (rest.to_string(), private),
     };
     let addressed_to_other = target
         .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case(bot_nick));
+        .is_some_and(|t| !mapping.same(t, bot_nick));
     if !command_prefix.is_empty() && !addressed_to_other {
         if let Some(stripped) = message.strip_prefix(command_prefix) {
             message = stripped.to_string();
@@ -93,7 +101,7 @@ mod tests {
             ("", false, None, "", false),
         ];
         for (raw, private, target, message, directed) in cases {
-            let got = address(raw, "hamper", "!", *private);
+            let got = address(raw, "hamper", CaseMapping::Rfc1459, "!", *private);
             assert_eq!(
                 got,
                 Addressed {
@@ -109,20 +117,26 @@ mod tests {
     #[test]
     fn a_configured_prefix_replaces_the_bang() {
         assert_eq!(
-            address(".karma bob", "hamper", ".", false).message,
+            address(".karma bob", "hamper", CaseMapping::Rfc1459, ".", false).message,
             "karma bob"
         );
-        assert!(address(".karma", "hamper", ".", false).directed);
-        let bang = address("!karma", "hamper", ".", false);
+        assert!(address(".karma", "hamper", CaseMapping::Rfc1459, ".", false).directed);
+        let bang = address("!karma", "hamper", CaseMapping::Rfc1459, ".", false);
         assert!(!bang.directed);
         assert_eq!(bang.message, "!karma");
-        let multi = address("~~help", "hamper", "~~", false);
+        let multi = address("~~help", "hamper", CaseMapping::Rfc1459, "~~", false);
         assert_eq!((multi.message.as_str(), multi.directed), ("help", true));
     }
 
     #[test]
     fn control_characters_do_not_break_matching() {
-        let got = address("hamper: a\u{1}b\u{0}", "hamper", "!", false);
+        let got = address(
+            "hamper: a\u{1}b\u{0}",
+            "hamper",
+            CaseMapping::Rfc1459,
+            "!",
+            false,
+        );
         assert!(got.directed);
         assert_eq!(got.message, "a\u{1}b\u{0}");
     }

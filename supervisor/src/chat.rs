@@ -4,6 +4,10 @@
 //! ([`crate::console`]) each turn their world into [`Inbound`] events and carry out
 //! [`Outbound`] commands, so the whole bot runs the same way against either.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use hamper_protocol::CaseMapping;
 use tokio::sync::oneshot;
 
 /// Who sent something.
@@ -52,6 +56,9 @@ pub enum Inbound {
         text: String,
         /// Whether it was a CTCP ACTION.
         action: bool,
+        /// When the server says it was sent (IRCv3 `server-time`), in milliseconds since the
+        /// Unix epoch; `None` when it did not say.
+        time: Option<u64>,
     },
     /// A JOIN.
     Join {
@@ -116,6 +123,8 @@ pub enum Inbound {
         nick: String,
         /// The server, for plugins.
         server: String,
+        /// How the server compares nicks and channel names.
+        casemapping: CaseMapping,
     },
     /// The connection went away; the frontend reconnects by itself.
     Disconnected {
@@ -167,10 +176,56 @@ impl crate::queue::Weigh for Inbound {
                     channel,
                     topic,
                 } => source.weight() + channel.len() + topic.len(),
-                Inbound::Connected { nick, server } => nick.len() + server.len(),
+                Inbound::Connected { nick, server, .. } => nick.len() + server.len(),
                 Inbound::Disconnected { reason } => reason.len(),
             }
     }
+}
+
+/// Who asked for something to be sent: the supervisor itself or one plugin. The IRC connection
+/// keeps a share of its send queue for each, takes lines from them in turn, and counts what it
+/// drops against the one that sent too much.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// The supervisor's own replies (`!plugins`, apologies, joins of configured channels).
+    Bot,
+    /// A plugin.
+    Plugin {
+        /// Its configured name.
+        name: Arc<str>,
+        /// Its lines dropped because its share of the send queue was full.
+        unsent: Arc<AtomicU64>,
+    },
+}
+
+impl Origin {
+    /// The name to log: the plugin's, or `hamper`.
+    pub fn name(&self) -> &str {
+        match self {
+            Origin::Bot => "hamper",
+            Origin::Plugin { name, .. } => name,
+        }
+    }
+
+    /// Whether two origins are the same sender.
+    pub fn same(&self, other: &Origin) -> bool {
+        match (self, other) {
+            (Origin::Bot, Origin::Bot) => true,
+            (Origin::Plugin { unsent: a, .. }, Origin::Plugin { unsent: b, .. }) => {
+                Arc::ptr_eq(a, b)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One [`Outbound`] command and who asked for it.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Who asked.
+    pub origin: Origin,
+    /// What to do.
+    pub command: Outbound,
 }
 
 /// Something the bot wants done on the network. Text here is already one line: the router's

@@ -124,6 +124,26 @@ impl CommandTable {
         out
     }
 
+    /// Releases every name of plugin `index` (it was removed from the config).
+    pub fn release(&mut self, index: usize) {
+        let me = Owner::Plugin(index);
+        self.names.retain(|_, e| e.owner != me);
+        self.specs.retain(|_, (o, _)| *o != me);
+    }
+
+    /// Hands every name of plugin `from` to plugin `to` (the same plugin, started anew in
+    /// another slot by a reload), so that its commands wait for the new process rather than
+    /// being unknown until it registers.
+    pub fn reassign(&mut self, from: usize, to: usize) {
+        let (from, to) = (Owner::Plugin(from), Owner::Plugin(to));
+        for entry in self.names.values_mut().filter(|e| e.owner == from) {
+            entry.owner = to;
+        }
+        for (owner, _) in self.specs.values_mut().filter(|(o, _)| *o == from) {
+            *owner = to;
+        }
+    }
+
     /// Finds the command named by the first word of `text`, with the rest as arguments.
     pub fn lookup<'a>(&self, text: &'a str) -> Option<Match<'a>> {
         let text = text.trim_start();
@@ -270,6 +290,24 @@ mod tests {
             );
         }
         assert_eq!(t.lookup("plugins").map(|m| m.owner), Some(Owner::Builtin));
+    }
+
+    #[test]
+    fn released_names_are_free_and_reassigned_ones_follow_the_plugin() {
+        let mut t = CommandTable::default();
+        t.register(0, "p0", &hello(&[("karma", &["score"])]), names);
+        t.register(1, "p1", &hello(&[("echo", &[])]), names);
+        t.reassign(0, 2);
+        assert_eq!(t.lookup("score").map(|m| m.owner), Some(Owner::Plugin(2)));
+        assert_eq!(t.commands_of(Owner::Plugin(2)).len(), 1);
+        assert!(t.commands_of(Owner::Plugin(0)).is_empty());
+        t.release(1);
+        assert!(t.lookup("echo").is_none());
+        assert_eq!(
+            t.register(3, "p3", &hello(&[("echo", &[])]), names)
+                .accepted,
+            ["echo"]
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chat::{Inbound, Outbound, Source};
-use crate::config::valid_nick;
+use crate::chat::{Inbound, Outbound, Outgoing, Source};
 use crate::queue::{ByteSender, Refused};
 use crate::router::RouterCtl;
+use hamper_protocol::names::valid_nick;
 
 /// How long to wait for plugins to go quiet after a line before moving on.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,7 +81,7 @@ pub async fn run<R, W>(
     input: R,
     output: W,
     net_in: ByteSender<Inbound>,
-    net_out: mpsc::Receiver<Outbound>,
+    net_out: mpsc::Receiver<Outgoing>,
     router: mpsc::Sender<RouterCtl>,
 ) -> std::io::Result<()>
 where
@@ -103,6 +103,7 @@ where
         Inbound::Connected {
             nick: bot_nick.clone(),
             server: "console".into(),
+            casemapping: Default::default(),
         },
     )
     .await;
@@ -156,6 +157,7 @@ where
                 target,
                 text,
                 action,
+                time: None,
             },
         )
         .await;
@@ -226,7 +228,7 @@ fn format_line(out: &Outbound, bot: &str, channel: &str) -> Option<String> {
 }
 
 async fn print_output<W: AsyncWrite + Unpin>(
-    mut net_out: mpsc::Receiver<Outbound>,
+    mut net_out: mpsc::Receiver<Outgoing>,
     mut echoes: mpsc::UnboundedReceiver<String>,
     mut output: W,
     bot: String,
@@ -237,7 +239,7 @@ async fn print_output<W: AsyncWrite + Unpin>(
         let out = tokio::select! {
             biased;
             out = net_out.recv() => match out {
-                Some(out) => out,
+                Some(out) => out.command,
                 None => return,
             },
             Some(text) = echoes.recv() => {

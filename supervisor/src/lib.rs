@@ -5,6 +5,7 @@
 //! the connection and the other plugins carry on. The binary (`main.rs`) only parses the
 //! command line and calls [`run`].
 
+pub mod acl;
 pub mod addressing;
 pub mod chat;
 pub mod commands;
@@ -12,25 +13,28 @@ pub mod config;
 pub mod console;
 pub mod guard;
 pub mod host_call;
+pub mod identity;
 pub mod irc;
 pub mod mask;
 pub mod memory;
 pub mod outbound;
 pub mod plugin;
 pub mod queue;
+pub mod redact;
+pub mod reload;
 pub mod router;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::console::ConsoleOptions;
-use crate::plugin::{spawn_runner, RunnerSettings, StorageSlot};
+use crate::plugin::{Plugins, RunnerSettings, StorageSlot};
 use crate::router::{RouterCtl, RouterParts};
 
 /// Where the bot talks.
@@ -42,13 +46,21 @@ pub enum Frontend {
     Console(ConsoleOptions),
 }
 
+/// A frontend with what it needs, checked before anything starts.
+enum Ready {
+    Irc(Box<irc::IrcSettings>),
+    Console(ConsoleOptions),
+}
+
 /// Options that are not configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct RunOptions {
     /// Print every protocol line to stderr.
     pub trace: bool,
     /// The guard each plugin runs under (`None` runs plugins unguarded).
     pub guard: Option<plugin::process::Guard>,
+    /// How to read the configuration again for `!reload` and SIGHUP (`None`: not available).
+    pub reload: Option<reload::Reload>,
 }
 
 /// Why the bot could not run.
@@ -69,6 +81,9 @@ pub enum RunError {
     /// Reading the console failed.
     #[error("console i/o failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The IRC connection cannot go on (a required SASL login failed).
+    #[error(transparent)]
+    Irc(#[from] irc::IrcError),
 }
 
 /// Room for events from the network waiting for the router: a burst of tens of thousands of
@@ -85,51 +100,77 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    if matches!(frontend, Frontend::Irc) {
-        config.check_runnable()?;
-    }
+    let config = Arc::new(config);
+    // The configuration in effect, which a reload replaces; the IRC session reads the channels
+    // and owners from it.
+    let (published, live_config) = watch::channel(config.clone());
+    // Everything the IRC connection needs is checked before any plugin starts.
+    let frontend = match frontend {
+        Frontend::Irc => {
+            config.check_runnable()?;
+            Ready::Irc(Box::new(irc::IrcSettings::from_config(
+                &config,
+                live_config,
+            )?))
+        }
+        Frontend::Console(opts) => Ready::Console(opts),
+    };
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let config = Arc::new(config);
     let (router_ctl, ctl_rx) = mpsc::channel(64);
     let storage = open_storage(&config, shutdown.clone()).await?;
 
     let tracker = TaskTracker::new();
     let plugin_shutdown = CancellationToken::new();
     let (runner_tx, runner_rx) = mpsc::channel(1024);
-    let plugins = config
-        .plugins
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let mut settings = RunnerSettings::new(i, spec.clone());
-            settings.plugin_dir = config.plugin_dir.clone();
-            settings.guard = options.guard.clone();
-            settings.trace = options.trace;
-            settings.storage = storage.clone();
-            settings.command_prefix = config.command_prefix.clone();
-            spawn_runner(
-                settings,
-                runner_tx.clone(),
-                plugin_shutdown.clone(),
-                &tracker,
-            )
-        })
-        .collect();
-    drop(runner_tx);
+    let (plugin_dir, guard, trace, prefix) = (
+        config.plugin_dir.clone(),
+        options.guard.clone(),
+        options.trace,
+        config.command_prefix.clone(),
+    );
+    let make = Box::new(move |index, spec| {
+        let mut settings = RunnerSettings::new(index, spec);
+        settings.plugin_dir = plugin_dir.clone();
+        settings.guard = guard.clone();
+        settings.trace = trace;
+        settings.storage = storage.clone();
+        settings.command_prefix = prefix.clone();
+        settings
+    });
+    let plugins = Plugins::start(
+        &config.plugins,
+        make,
+        runner_tx,
+        plugin_shutdown.clone(),
+        tracker.clone(),
+    );
+    let reload = options.reload.map(|r| match &frontend {
+        // What `hamper run` refuses at start, a reload refuses too.
+        Ready::Irc(_) => reload::Reload {
+            load: Box::new(move || {
+                let config = (r.load)()?;
+                config.check_runnable()?;
+                Ok(config)
+            }),
+            requests: r.requests,
+        },
+        Ready::Console(_) => r,
+    });
 
     let (net_in_tx, net_in_rx) = queue::byte_queue(NET_IN_BYTES);
     let (net_out_tx, net_out_rx) = mpsc::channel(1024);
     let router_shutdown = CancellationToken::new();
     let router = tokio::spawn(router::run(
         RouterParts {
-            config: config.clone(),
+            config: published,
             plugins,
             net_in: net_in_rx,
             net_out: net_out_tx,
             runners: runner_rx,
             ctl: ctl_rx,
+            reload,
         },
         router_shutdown.clone(),
     ));
@@ -149,21 +190,24 @@ pub async fn run(
     }
 
     let result = match frontend {
-        Frontend::Irc => {
+        Ready::Irc(irc_settings) => {
             // A task of its own, so that the socket is served by the runtime's workers rather
             // than handed to and from the thread that blocks on `run`.
             let session = tokio::spawn(irc::run(
-                irc::IrcSettings::from_config(&config),
+                *irc_settings,
                 net_in_tx,
                 net_out_rx,
                 shutdown.clone(),
             ));
-            if let Err(err) = session.await {
-                tracing::error!(error = %err, "the irc connection task failed");
+            match session.await {
+                Ok(result) => result.map_err(RunError::from),
+                Err(err) => {
+                    tracing::error!(error = %err, "the irc connection task failed");
+                    Ok(())
+                }
             }
-            Ok(())
         }
-        Frontend::Console(opts) => {
+        Ready::Console(opts) => {
             let input = tokio::io::BufReader::new(tokio::io::stdin());
             tokio::select! {
                 r = console::run(opts, config.nickname.clone(), input, tokio::io::stdout(), net_in_tx, net_out_rx, router_ctl.clone()) => r.map_err(RunError::from),
@@ -193,7 +237,7 @@ async fn open_storage(
     shutdown: CancellationToken,
 ) -> Result<StorageSlot, RunError> {
     let url = config.db.expose().to_string();
-    let shown = config::redact_url(&url);
+    let shown = hamper_storage::redact_url(&url);
     let slot = StorageSlot::default();
     match hamper_storage::Storage::open(&url).await {
         Ok(storage) => {

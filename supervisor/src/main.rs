@@ -8,8 +8,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hamper::config::{Config, ConfigError, KeyError, LogFormat, PluginSpec};
 use hamper::console::ConsoleOptions;
-use hamper::{Frontend, RunError, RunOptions};
+use hamper::{redact, Frontend, RunError, RunOptions};
 use tokio_util::sync::CancellationToken;
+
+/// `eprintln!` with the configuration's secrets masked ([`redact::eprintln`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        redact::eprintln(&format!($($arg)*))
+    };
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +97,8 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // From here on, nothing written to stderr shows a secret of the configuration.
+    redact::mask_on_stderr(config.redactor());
     init_logging(&cli, &config);
     // One thread: the supervisor's work per message is small, and handing it between worker
     // threads cost more than it saved (docs/performance.md). SQLite has threads of its own.
@@ -99,7 +108,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("hamper: failed to start the async runtime: {err}");
+            say!("hamper: failed to start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -113,7 +122,7 @@ fn main() -> ExitCode {
 fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     Config::load(cli.config.as_deref(), &env).map_err(|err| {
-        eprintln!("hamper: {err}");
+        say!("hamper: {err}");
         ExitCode::from(2)
     })
 }
@@ -132,7 +141,7 @@ fn init_logging(cli: &Cli, config: &Config) {
         tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn"))
     });
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(redact::MaskedStderr)
         .with_env_filter(filter);
     match config.log_format {
         LogFormat::Text => builder
@@ -159,7 +168,7 @@ async fn dispatch(cli: Cli, config: Config) -> ExitCode {
             if console.trace && spec.name != *plugin {
                 // The name is also the storage namespace and the config section, which an
                 // author running a file by path cannot guess for `seen_short.py`.
-                eprintln!(
+                say!(
                     "[{name}] {plugin} runs as the plugin `{name}`: its storage namespace, config section and HAMPER_PLUGIN_NAME",
                     name = spec.name
                 );
@@ -174,15 +183,37 @@ async fn dispatch(cli: Cli, config: Config) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let options = RunOptions { trace, guard };
+    // `hamper plugin` runs one plugin without its config entry: there is nothing to reload.
+    let reload = match &cli.command {
+        Some(Command::Plugin { .. }) => None,
+        _ => {
+            let (tx, requests) = tokio::sync::mpsc::channel(1);
+            let path = cli.config.clone();
+            let load = Box::new(move || {
+                let env: HashMap<String, String> = std::env::vars().collect();
+                Config::load(path.as_deref(), &env)
+            });
+            Some((tx, hamper::reload::Reload { load, requests }))
+        }
+    };
+    let (hup_tx, reload) = match reload {
+        Some((tx, reload)) => (Some(tx), Some(reload)),
+        None => (None, None),
+    };
+    reload_on_sighup(hup_tx);
+    let options = RunOptions {
+        trace,
+        guard,
+        reload,
+    };
     match hamper::run(config, frontend, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Config(err)) => {
-            eprintln!("hamper: {err}");
+            say!("hamper: {err}");
             ExitCode::from(2)
         }
         Err(err) => {
-            eprintln!("hamper: {err}");
+            say!("hamper: {err}");
             ExitCode::FAILURE
         }
     }
@@ -246,11 +277,11 @@ fn script_command(arg: &str) -> Vec<String> {
 
 fn check_config(config: &Config) -> ExitCode {
     for warning in &config.warnings {
-        eprintln!("hamper: warning: {warning}");
+        say!("hamper: warning: {warning}");
     }
     // Each plugin's program, as the runner would check it before starting it (and a missing
     // script after an interpreter, which only the plugin's own stderr would reveal).
-    let errors: Vec<KeyError> = config
+    let mut errors: Vec<KeyError> = config
         .plugins
         .iter()
         .enumerate()
@@ -264,19 +295,31 @@ fn check_config(config: &Config) -> ExitCode {
             })
         })
         .collect();
+    // The CA file, as `hamper run` reads it before connecting.
+    if let Some(path) = &config.ssl_ca {
+        if let Err(err) = hamper::irc::tls::read_ca_file(path) {
+            errors.insert(0, err.key_error());
+        }
+    }
+    // The client certificate and its key, likewise.
+    if let (Some(cert), Some(key)) = (&config.ssl_cert, &config.ssl_key) {
+        if let Err(err) = hamper::irc::tls::read_client_identity(cert, key) {
+            errors.insert(0, err.key_error());
+        }
+    }
     if !errors.is_empty() {
-        eprintln!("hamper: {}", ConfigError { errors });
+        say!("hamper: {}", ConfigError { errors });
         return ExitCode::from(2);
     }
     match serde_yaml_ng::to_string(&config.masked()) {
         Ok(yaml) => print!("{yaml}"),
         Err(err) => {
-            eprintln!("hamper: failed to print the configuration: {err}");
+            say!("hamper: failed to print the configuration: {err}");
             return ExitCode::FAILURE;
         }
     }
     if let Err(err) = config.check_runnable() {
-        eprintln!(
+        say!(
             "hamper: note: `hamper run` would refuse this configuration:\n  {}",
             err.errors
                 .iter()
@@ -295,9 +338,9 @@ async fn migrate(config: &Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
+            say!(
                 "hamper: failed to migrate {}: {err}",
-                hamper::config::redact_url(config.db.expose())
+                hamper_storage::redact_url(config.db.expose())
             );
             ExitCode::FAILURE
         }
@@ -308,9 +351,9 @@ async fn import(config: &Config, from: &str) -> ExitCode {
     let storage = match hamper_storage::Storage::open(config.db.expose()).await {
         Ok(s) => s,
         Err(err) => {
-            eprintln!(
+            say!(
                 "hamper: failed to open {}: {err}",
-                hamper::config::redact_url(config.db.expose())
+                hamper_storage::redact_url(config.db.expose())
             );
             return ExitCode::FAILURE;
         }
@@ -321,13 +364,36 @@ async fn import(config: &Config, from: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
+            say!(
                 "hamper: failed to import from {}: {err}",
-                hamper::config::redact_url(from)
+                hamper_storage::redact_url(from)
             );
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGHUP asks for a reload, as `!reload` does (a terminal that hangs up no longer stops the
+/// bot: SIGTERM or SIGINT does). The handler is in place before this returns, so a SIGHUP that
+/// comes early does not kill the bot.
+fn reload_on_sighup(requests: Option<tokio::sync::mpsc::Sender<()>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match &requests {
+                // A full channel means a reload is already waiting, and it reads the file anew.
+                Some(tx) => {
+                    let _ = tx.try_send(());
+                }
+                None => tracing::warn!(
+                    "SIGHUP received; `hamper plugin` has no config to reload, so it is ignored"
+                ),
+            }
+        }
+    });
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

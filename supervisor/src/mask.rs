@@ -1,20 +1,13 @@
-//! Hostmask matching (`nick!user@host` against `*!*@example.org`), for the owners list.
+//! Hostmask matching (`nick!user@host` against `*!*@example.org`), for owners and the ACL.
 //!
-//! Matching is case-insensitive under RFC 1459 casemapping, where `[]\~` are the upper case of
-//! `{}|^`. `*` matches any run of characters and `?` exactly one; `\` escapes the next one.
+//! Matching is case-insensitive under the server's casemapping (RFC 1459's by default, where
+//! `[]\~` are the upper case of `{}|^`). `*` matches any run of characters and `?` exactly one; `\` escapes the next one.
 
-fn fold(c: char) -> char {
-    match c {
-        '[' => '{',
-        ']' => '}',
-        '\\' => '|',
-        '~' => '^',
-        c => c.to_ascii_lowercase(),
-    }
-}
+use hamper_protocol::CaseMapping;
 
-/// Whether `mask` matches `text`.
-pub fn matches(mask: &str, text: &str) -> bool {
+/// Whether `mask` matches `text`, folding case as `mapping` says.
+pub fn matches(mask: &str, text: &str, mapping: CaseMapping) -> bool {
+    let fold = |c: char| mapping.fold_char(c);
     let mut pat: Vec<(char, bool)> = Vec::new();
     let mut chars = mask.chars();
     while let Some(c) = chars.next() {
@@ -76,7 +69,20 @@ mod tests {
             ("", "x", false),
         ];
         for (mask, text, want) in cases {
-            assert_eq!(matches(mask, text), want, "{mask} ~ {text}");
+            assert_eq!(
+                matches(mask, text, CaseMapping::Rfc1459),
+                want,
+                "{mask} ~ {text}"
+            );
         }
+    }
+
+    #[test]
+    fn the_servers_casemapping_decides_what_folds() {
+        assert!(matches("[a]!*@*", "{A}!x@y", CaseMapping::Rfc1459));
+        assert!(!matches("[a]!*@*", "{A}!x@y", CaseMapping::Ascii));
+        assert!(matches("a~!*@*", "A^!x@y", CaseMapping::Rfc1459));
+        assert!(!matches("a~!*@*", "A^!x@y", CaseMapping::Rfc1459Strict));
+        assert!(matches("Bob!*@*", "bob!x@y", CaseMapping::Ascii));
     }
 }

@@ -4,30 +4,33 @@
 //! plugin that owns each, answers what only it knows (`plugins.list`, `bot.info`) for the
 //! plugins' request lanes, and passes their actions through the outgoing choke point. It never
 //! waits on a plugin: each event is encoded once and queued without waiting into the inboxes,
-//! which are bounded in bytes.
+//! which are bounded in bytes. The supervisor's own commands (`!plugins` and the owner
+//! commands, `!reload` among them) live in `router/admin.rs`.
+
+mod admin;
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hamper_protocol::{
-    BotInfo, CommandEvent, CommandSpec, Connected, Disconnected, ErrorCode, FromPlugin, HostHello,
-    Invite, Join, Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo, PluginsList,
-    Quit, Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
+    BotInfo, CommandEvent, Connected, Disconnected, ErrorCode, FromPlugin, HostHello, Invite, Join,
+    Kick, Message, NickChange, Outcome, Part, PluginHello, PluginInfo, PluginsList, Quit,
+    Subscription, ToPlugin, Topic, PROTOCOL_VERSION,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::addressing::address;
-use crate::chat::{Inbound, Outbound, Source};
+use crate::chat::{Inbound, Origin, Outbound, Outgoing, Source};
 use crate::commands::{CommandTable, Owner};
 use crate::config::{Config, Grant};
 use crate::outbound::{is_single_line, split_text, DEFAULT_MAX_LINES};
 use crate::plugin::lane::error;
-use crate::plugin::{encode, FromRunner, PluginHandle, RouterCall, State};
+use crate::plugin::{encode, report, FromRunner, Plugins, RouterCall, State};
 use crate::queue::ByteReceiver;
+use crate::reload::Reload;
 
 /// Requests to the router from the rest of the bot.
 #[derive(Debug)]
@@ -41,18 +44,22 @@ pub enum RouterCtl {
 
 /// The router's fixed inputs.
 pub struct RouterParts {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// One handle per configured plugin, in config order.
-    pub plugins: Vec<PluginHandle>,
+    /// The configuration, published to the frontend, which reads what a reload may change
+    /// (channels, owners) from it.
+    pub config: watch::Sender<Arc<Config>>,
+    /// The plugins, one slot per configured plugin in config order at first.
+    pub plugins: Plugins,
     /// Events from the network.
     pub net_in: ByteReceiver<Inbound>,
     /// Commands to the network.
-    pub net_out: mpsc::Sender<Outbound>,
+    pub net_out: mpsc::Sender<Outgoing>,
     /// Messages from plugin runners.
     pub runners: mpsc::Receiver<FromRunner>,
     /// Control requests.
     pub ctl: mpsc::Receiver<RouterCtl>,
+    /// How to read the configuration again, and the requests to (SIGHUP); `None` where a
+    /// reload makes no sense (`hamper plugin`).
+    pub reload: Option<Reload>,
 }
 
 struct PendingSync {
@@ -64,31 +71,36 @@ struct PendingSync {
 /// Runs the router until `shutdown` or until the network side closes.
 pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
     let RouterParts {
-        config,
+        config: published,
         plugins,
         mut net_in,
         net_out,
         mut runners,
         mut ctl,
+        reload,
     } = parts;
+    let config = published.borrow().clone();
     let mut commands = CommandTable::default();
-    let mut plugins_cmd =
-        CommandSpec::new("plugins", "Show every plugin and whether it is running.");
-    plugins_cmd.usage = "plugins".into();
-    commands.add_builtin(plugins_cmd);
-    let count = plugins.len();
+    for spec in admin::commands() {
+        commands.add_builtin(spec);
+    }
+    let (load_config, mut reload_requests) = match reload {
+        Some(r) => (Some(r.load), Some(r.requests)),
+        None => (None, None),
+    };
     let mut router = Router {
         config: config.clone(),
+        published,
+        load_config,
         plugins,
         net_out,
         commands,
-        subscriptions: vec![Vec::new(); count],
-        started: vec![false; count],
         bot: BotInfo {
             nick: config.nickname.clone(),
             channels: Vec::new(),
             command_prefix: config.command_prefix.clone(),
             connected: false,
+            casemapping: Default::default(),
         },
         ready_waiters: Vec::new(),
         syncs: Vec::new(),
@@ -108,6 +120,10 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
             },
             Some(msg) = runners.recv() => router.on_runner(msg).await,
             Some(c) = ctl.recv() => router.on_ctl(c),
+            Some(()) = recv_opt(&mut reload_requests) => {
+                info!("SIGHUP received; reloading the config");
+                router.reload(None).await;
+            }
         }
     }
     for s in router.syncs.drain(..) {
@@ -115,13 +131,24 @@ pub async fn run(parts: RouterParts, shutdown: CancellationToken) {
     }
 }
 
+/// The next request from an optional channel; never, when there is none.
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Router {
+    /// The configuration in effect (after reloads, with restart-only keys as at start).
     config: Arc<Config>,
-    plugins: Vec<PluginHandle>,
-    net_out: mpsc::Sender<Outbound>,
+    /// Where the configuration in effect is published.
+    published: watch::Sender<Arc<Config>>,
+    /// Reads the configuration again, for `!reload` and SIGHUP.
+    load_config: Option<crate::reload::LoadConfig>,
+    plugins: Plugins,
+    net_out: mpsc::Sender<Outgoing>,
     commands: CommandTable,
-    subscriptions: Vec<Vec<Subscription>>,
-    started: Vec<bool>,
     bot: BotInfo,
     ready_waiters: Vec<oneshot::Sender<()>>,
     syncs: Vec<PendingSync>,
@@ -143,15 +170,16 @@ fn is_channel(target: &str) -> bool {
 
 impl Router {
     fn is_me(&self, nick: &str) -> bool {
-        nick.eq_ignore_ascii_case(&self.bot.nick)
+        self.bot.casemapping.same(nick, &self.bot.nick)
     }
 
-    async fn send_out(&self, out: Outbound) {
-        let _ = self.net_out.send(out).await;
+    async fn send_out(&self, origin: &Origin, command: Outbound) {
+        let origin = origin.clone();
+        let _ = self.net_out.send(Outgoing { origin, command }).await;
     }
 
     fn check_ready(&mut self) {
-        if self.started.iter().all(|s| *s) {
+        if self.plugins.started_before(self.plugins.len()) {
             for w in self.ready_waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -169,14 +197,17 @@ impl Router {
                 self.next_token += 1;
                 // A plugin still starting counts: events may already wait in its inbox, and its
                 // runner answers the sync once it runs (or reports it down).
-                let waiting: HashSet<usize> = (0..self.plugins.len())
-                    .filter(|i| {
-                        matches!(self.plugins[*i].state(), State::Running | State::Starting)
+                let waiting: HashSet<usize> = self
+                    .plugins
+                    .live()
+                    .filter(|(_, slot)| {
+                        matches!(slot.handle.state(), State::Running | State::Starting)
+                    })
+                    .map(|(i, slot)| {
+                        slot.handle.sync(token);
+                        i
                     })
                     .collect();
-                for i in &waiting {
-                    self.plugins[*i].sync(token);
-                }
                 self.syncs.push(PendingSync {
                     token,
                     waiting,
@@ -193,7 +224,10 @@ impl Router {
         self.syncs = pending;
         for s in done {
             // The frontend answers once everything queued before this marker is out.
-            let _ = self.net_out.try_send(Outbound::Flush(s.reply));
+            let _ = self.net_out.try_send(Outgoing {
+                origin: Origin::Bot,
+                command: Outbound::Flush(s.reply),
+            });
         }
     }
 
@@ -208,7 +242,9 @@ impl Router {
                 self.register_in_order();
             }
             FromRunner::Down { plugin } => {
-                self.started[plugin] = true;
+                if let Some(slot) = self.plugins.get_mut(plugin) {
+                    slot.started = true;
+                }
                 self.register_in_order();
                 for s in &mut self.syncs {
                     s.waiting.remove(&plugin);
@@ -227,7 +263,7 @@ impl Router {
             FromRunner::Call { call, reply, .. } => {
                 let _ = reply.send(self.answer(call));
             }
-            FromRunner::Unanswered { messages, text } => {
+            FromRunner::Tell { messages, text } => {
                 for message in messages {
                     self.reply_lines(&message, &text, None).await;
                 }
@@ -237,25 +273,39 @@ impl Router {
 
     /// Answers waiting hellos. At start-up a plugin's hello waits until every plugin before it
     /// in the config has registered (or stopped), so that when two claim the same command the
-    /// one listed first wins, however fast each starts. Later (restarts) nothing waits.
+    /// one listed first wins, however fast each starts; so do the plugins a reload adds, among
+    /// themselves. Later (restarts) nothing waits. A removed plugin's hello is not answered,
+    /// which stops it.
     fn register_in_order(&mut self) {
         self.deferred.sort_by_key(|(i, _, _)| *i);
+        self.deferred
+            .retain(|(i, _, _)| self.plugins.get(*i).is_some_and(|s| !s.removed));
         while let Some(pos) = self
             .deferred
             .iter()
-            .position(|(i, _, _)| self.started[..*i].iter().all(|s| *s))
+            .position(|(i, _, _)| self.plugins.started_before(*i))
         {
             let (plugin, hello, reply) = self.deferred.remove(pos);
             let host = self.register(plugin, &hello);
             let _ = reply.send(host);
-            self.started[plugin] = true;
+            if let Some(slot) = self.plugins.get_mut(plugin) {
+                slot.started = true;
+            }
         }
         self.check_ready();
     }
 
     fn register(&mut self, plugin: usize, hello: &PluginHello) -> HostHello {
-        let name = self.plugins[plugin].name.clone();
-        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        let name = self
+            .plugins
+            .get(plugin)
+            .map(|s| s.handle.name.clone())
+            .unwrap_or_default();
+        let names: Vec<String> = self
+            .plugins
+            .all()
+            .map(|(_, s)| s.handle.name.clone())
+            .collect();
         let registration = self.commands.register(plugin, &name, hello, |o| match o {
             Owner::Builtin => "hamper".into(),
             Owner::Plugin(i) => names.get(i).cloned().unwrap_or_default(),
@@ -275,7 +325,9 @@ impl Router {
                 ),
             });
         }
-        self.subscriptions[plugin] = subs.clone();
+        if let Some(slot) = self.plugins.get_mut(plugin) {
+            slot.subscriptions = subs.clone();
+        }
         info!(plugin = %name, commands = ?registration.accepted, subscriptions = ?subs, "plugin registered");
         HostHello {
             protocol_version: PROTOCOL_VERSION,
@@ -291,15 +343,15 @@ impl Router {
     /// Encodes `msg` once, and only if some plugin subscribed to it.
     fn broadcast(&self, sub: Subscription, msg: ToPlugin) {
         let mut line = None;
-        for (i, p) in self.plugins.iter().enumerate() {
-            if !self.subscriptions[i].contains(&sub) {
+        for (_, slot) in self.plugins.live() {
+            if !slot.subscriptions.contains(&sub) {
                 continue;
             }
             if line.is_none() {
                 line = encode(&msg);
             }
             if let Some(line) = &line {
-                p.deliver(line);
+                slot.handle.deliver(line);
             }
         }
     }
@@ -311,7 +363,11 @@ impl Router {
                 target,
                 text,
                 action,
-            } => self.on_privmsg(source, target, text, action).await,
+                time,
+            } => {
+                let time = time.unwrap_or_else(now_ms);
+                self.on_privmsg(source, target, text, action, time).await
+            }
             Inbound::Join { source, channel } => {
                 let is_bot = self.is_me(&source.nick);
                 if is_bot
@@ -319,7 +375,7 @@ impl Router {
                         .bot
                         .channels
                         .iter()
-                        .any(|c| c.eq_ignore_ascii_case(&channel))
+                        .any(|c| self.bot.casemapping.same(c, &channel))
                 {
                     self.bot.channels.push(channel.clone());
                 }
@@ -341,9 +397,8 @@ impl Router {
             } => {
                 let is_bot = self.is_me(&source.nick);
                 if is_bot {
-                    self.bot
-                        .channels
-                        .retain(|c| !c.eq_ignore_ascii_case(&channel));
+                    let mapping = self.bot.casemapping;
+                    self.bot.channels.retain(|c| !mapping.same(c, &channel));
                 }
                 self.broadcast(
                     Subscription::Part,
@@ -370,9 +425,8 @@ impl Router {
             } => {
                 let is_bot = self.is_me(&nick);
                 if is_bot {
-                    self.bot
-                        .channels
-                        .retain(|c| !c.eq_ignore_ascii_case(&channel));
+                    let mapping = self.bot.casemapping;
+                    self.bot.channels.retain(|c| !mapping.same(c, &channel));
                 }
                 self.broadcast(
                     Subscription::Kick,
@@ -418,13 +472,22 @@ impl Router {
                     nick: source.nick,
                 }),
             ),
-            Inbound::Connected { nick, server } => {
+            Inbound::Connected {
+                nick,
+                server,
+                casemapping,
+            } => {
                 self.bot.nick = nick.clone();
                 self.bot.connected = true;
+                self.bot.casemapping = casemapping;
                 self.bot.channels.clear();
                 self.broadcast(
                     Subscription::Connected,
-                    ToPlugin::Connected(Connected { nick, server }),
+                    ToPlugin::Connected(Connected {
+                        nick,
+                        server,
+                        casemapping,
+                    }),
                 );
             }
             Inbound::Disconnected { reason } => {
@@ -438,12 +501,25 @@ impl Router {
         }
     }
 
-    async fn on_privmsg(&mut self, source: Source, target: String, text: String, action: bool) {
+    async fn on_privmsg(
+        &mut self,
+        source: Source,
+        target: String,
+        text: String,
+        action: bool,
+        time: u64,
+    ) {
         if self.is_me(&source.nick) {
             return;
         }
         let private = !is_channel(&target);
-        let addressed = address(&text, &self.bot.nick, &self.config.command_prefix, private);
+        let addressed = address(
+            &text,
+            &self.bot.nick,
+            self.bot.casemapping,
+            &self.config.command_prefix,
+            private,
+        );
         let message = Message {
             channel: (!private).then(|| target.clone()),
             nick: source.nick.clone(),
@@ -456,7 +532,7 @@ impl Router {
             target: addressed.target,
             private,
             action,
-            time: now_ms(),
+            time,
         };
         let sub = if action {
             Subscription::Action
@@ -477,8 +553,13 @@ impl Router {
             return;
         }
         if let Some(permission) = &found.spec.permission {
-            if !self.is_owner(&source) {
-                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: sender is not an owner");
+            let channel = message.channel.as_deref();
+            if !self
+                .config
+                .access
+                .allows(&source, channel, permission, self.bot.casemapping)
+            {
+                info!(nick = %source.nick, command = %found.spec.name, %permission, "command refused: the sender does not hold the permission");
                 self.reply_lines(&message, "You don't have permission to do that.", None)
                     .await;
                 return;
@@ -493,18 +574,16 @@ impl Router {
         match found.owner {
             Owner::Builtin => self.builtin(&event).await,
             Owner::Plugin(i) => {
-                let plugin = &self.plugins[i];
-                let unavailable = match plugin.state() {
-                    State::Running | State::Starting => None,
-                    State::Restarting => Some(format!(
-                        "Sorry, the {} plugin is restarting; try again in a moment.",
-                        plugin.name
-                    )),
-                    State::Failed(_) | State::Stopped => Some(format!(
-                        "Sorry, the {} plugin is not running ({}plugins says why).",
-                        plugin.name, self.config.command_prefix
-                    )),
+                let Some(slot) = self.plugins.get(i) else {
+                    return;
                 };
+                let plugin = &slot.handle;
+                let unavailable = report::unavailable(
+                    &plugin.name,
+                    &plugin.status(),
+                    &self.config.command_prefix,
+                    tokio::time::Instant::now(),
+                );
                 match unavailable {
                     None => {
                         let delivered = encode(&ToPlugin::Command(event))
@@ -523,60 +602,10 @@ impl Router {
         }
     }
 
-    fn is_owner(&self, source: &Source) -> bool {
-        let mask = source.mask();
-        self.config
-            .owners
-            .iter()
-            .any(|owner| crate::mask::matches(owner, &mask))
-    }
-
-    async fn builtin(&mut self, event: &CommandEvent) {
-        if event.command == "plugins" {
-            let lines: Vec<String> = self
-                .plugins
-                .iter()
-                .map(|p| {
-                    let status = p.status();
-                    let counters = p.counters();
-                    let restarts = counters.restarts.load(Ordering::Relaxed);
-                    let dropped = match counters.dropped.load(Ordering::Relaxed) {
-                        0 => String::new(),
-                        n => format!(", {n} events dropped"),
-                    };
-                    match &status.state {
-                        State::Failed(reason) => {
-                            format!(
-                                "{}: failed ({reason}) ({restarts} restarts){dropped}",
-                                p.name
-                            )
-                        }
-                        state => format!(
-                            "{}: {}{} ({restarts} restarts){dropped}",
-                            p.name,
-                            state.as_str(),
-                            status
-                                .pid
-                                .map(|pid| format!(", pid {pid}"))
-                                .unwrap_or_default()
-                        ),
-                    }
-                })
-                .collect();
-            let text = if lines.is_empty() {
-                "No plugins are configured.".to_string()
-            } else {
-                lines.join("\n")
-            };
-            self.reply_lines(&event.message, &text, Some(self.plugins.len().max(1)))
-                .await;
-        }
-    }
-
     async fn reply_lines(&self, to: &Message, text: &str, max: Option<usize>) {
         let target = to.reply_target().to_string();
         self.emit(
-            "hamper",
+            &Origin::Bot,
             |t| Outbound::Privmsg {
                 target: target.clone(),
                 text: t,
@@ -590,7 +619,7 @@ impl Router {
     /// The choke point for text: split into lines, capped, each its own message.
     async fn emit(
         &self,
-        plugin: &str,
+        origin: &Origin,
         make: impl Fn(String) -> Outbound,
         text: &str,
         max_lines: usize,
@@ -598,43 +627,47 @@ impl Router {
         let lines = split_text(text, max_lines);
         if lines.dropped > 0 {
             warn!(
-                plugin,
+                plugin = origin.name(),
                 dropped = lines.dropped,
                 max_lines,
                 "text had too many lines; the rest was not sent"
             );
         }
         for line in lines.lines {
-            self.send_out(make(line)).await;
+            self.send_out(origin, make(line)).await;
         }
     }
 
     async fn on_output(&mut self, plugin: usize, msg: FromPlugin) {
-        let name = self.plugins[plugin].name.clone();
-        let config = self.config.clone();
-        let granted = |g: Grant| config.plugins.get(plugin).is_some_and(|s| s.has(g));
+        let Some(slot) = self.plugins.get(plugin) else {
+            return;
+        };
+        let name = slot.handle.name.clone();
+        let origin = slot.origin.clone();
+        let spec = slot.spec.clone();
+        let granted = |g: Grant| spec.has(g);
         match msg {
             FromPlugin::Reply(r) => {
                 let target = r.channel.clone().unwrap_or_else(|| r.nick.clone());
-                self.say_to(&name, &target, &r.text, "reply", |target, text| {
+                self.say_to(&origin, &target, &r.text, "reply", |target, text| {
                     Outbound::Privmsg { target, text }
                 })
                 .await;
             }
             FromPlugin::Say(s) => {
-                self.say_to(&name, &s.target, &s.text, "say", |target, text| {
+                self.say_to(&origin, &s.target, &s.text, "say", |target, text| {
                     Outbound::Privmsg { target, text }
                 })
                 .await
             }
             FromPlugin::Me(s) => {
-                self.say_to(&name, &s.target, &s.text, "me", |target, text| {
+                self.say_to(&origin, &s.target, &s.text, "me", |target, text| {
                     Outbound::Action { target, text }
                 })
                 .await
             }
             FromPlugin::Notice(s) => {
-                self.say_to(&name, &s.target, &s.text, "notice", |target, text| {
+                self.say_to(&origin, &s.target, &s.text, "notice", |target, text| {
                     Outbound::Notice { target, text }
                 })
                 .await
@@ -649,10 +682,13 @@ impl Router {
                     warn!(plugin = %name, channel = %j.channel, "join refused: not a valid channel name or key");
                     return;
                 }
-                self.send_out(Outbound::Join {
-                    channel: j.channel,
-                    key: j.key,
-                })
+                self.send_out(
+                    &origin,
+                    Outbound::Join {
+                        channel: j.channel,
+                        key: j.key,
+                    },
+                )
                 .await;
             }
             FromPlugin::Part(p) => {
@@ -671,10 +707,13 @@ impl Router {
                         .next()
                         .unwrap_or_default()
                 });
-                self.send_out(Outbound::Part {
-                    channel: p.channel,
-                    reason,
-                })
+                self.send_out(
+                    &origin,
+                    Outbound::Part {
+                        channel: p.channel,
+                        reason,
+                    },
+                )
                 .await;
             }
             FromPlugin::Raw(r) => {
@@ -686,7 +725,7 @@ impl Router {
                     warn!(plugin = %name, "raw line refused: empty, over 510 bytes, or holding CR, LF or NUL");
                     return;
                 }
-                self.send_out(Outbound::Raw(r.line)).await;
+                self.send_out(&origin, Outbound::Raw(r.line)).await;
             }
             // Requests go to the plugin's lane, hellos and pongs to its runner.
             FromPlugin::Request(_) | FromPlugin::Hello(_) | FromPlugin::Pong(_) => {}
@@ -695,19 +734,19 @@ impl Router {
 
     async fn say_to(
         &self,
-        plugin: &str,
+        origin: &Origin,
         target: &str,
         text: &str,
         what: &str,
         make: impl Fn(String, String) -> Outbound,
     ) {
         if !valid_word(target) {
-            warn!(plugin, target = %target.escape_debug(), action = what, "refused: the target is not a nick or channel");
+            warn!(plugin = origin.name(), target = %target.escape_debug(), action = what, "refused: the target is not a nick or channel");
             return;
         }
         let target = target.to_string();
         self.emit(
-            plugin,
+            origin,
             |line| make(target.clone(), line),
             text,
             DEFAULT_MAX_LINES,
@@ -736,7 +775,8 @@ impl Router {
             state: "running".into(),
             commands: self.commands.commands_of(Owner::Builtin),
         }];
-        for (i, p) in self.plugins.iter().enumerate() {
+        for (i, slot) in self.plugins.live() {
+            let p = &slot.handle;
             let status = p.status();
             let hello = status.hello.clone().unwrap_or_default();
             plugins.push(PluginInfo {

@@ -12,6 +12,8 @@ pub mod ircd;
 pub mod markdown;
 pub mod pg;
 pub mod procs;
+pub mod scripted;
+pub mod tls;
 
 /// The folder holding the workspace's binaries (`target/debug` or `target/release`).
 pub fn bin_dir() -> PathBuf {

@@ -27,6 +27,11 @@ pub fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|(state, _, _)| state != 'Z' && state != 'X')
 }
 
+/// The process group of `pid`, while it lives.
+pub fn group_of(pid: u32) -> Option<u32> {
+    stat(pid).map(|(_, _, pgrp)| pgrp)
+}
+
 /// The live processes in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     all_pids()

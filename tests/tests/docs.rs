@@ -10,7 +10,7 @@
 //!   whatever it is fed;
 //! - the conversations shown in `docs/plugins.md` (those of the built-in plugins; the example
 //!   plugins' are run by `sdks.rs`) and the errors and warnings shown in
-//!   `docs/config.md` are what the bot prints.
+//!   `docs/config.md` are what the bot prints, and its example ACL means what the text says.
 
 // Test helpers outside `#[test]` functions panic on purpose, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -372,6 +372,28 @@ fn stderr_lines(out: &Output) -> Vec<String> {
         .collect()
 }
 
+/// The body of the first ```` ```info ```` block of `doc` that contains `needle`.
+fn block_containing(doc: &str, info: &str, needle: &str) -> String {
+    fenced_blocks(doc)
+        .into_iter()
+        .find(|b| b.info == info && b.body.contains(needle))
+        .unwrap_or_else(|| panic!("no {info} block containing {needle:?}"))
+        .body
+}
+
+/// Runs `check-config` in `sb`, checks its exit status and that its stderr is the transcript in
+/// `doc` that contains `needle`; returns its output.
+fn check_config_prints(sb: &Sandbox, doc: &str, code: i32, needle: &str) -> Output {
+    let out = sb.hamper().arg("check-config").output().expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "the exit status for {needle:?}"
+    );
+    assert_eq!(stderr_lines(&out), transcript_after_command(doc, needle));
+    out
+}
+
 #[test]
 fn config_error_transcripts_are_what_hamper_prints() {
     let doc = read_doc("config.md");
@@ -404,12 +426,7 @@ fn config_error_transcripts_are_what_hamper_prints() {
 
     let sb = Sandbox::new();
     sb.write_config("server: irc.libera.chat\nnicknmae: my_hamper\nweather:\n  city: Oslo\n");
-    let out = sb.hamper().arg("check-config").output().expect("run");
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        stderr_lines(&out),
-        transcript_after_command(&doc, "did you mean")
-    );
+    let out = check_config_prints(&sb, &doc, 0, "did you mean");
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("weather:\n  city: Oslo"),
@@ -417,24 +434,117 @@ fn config_error_transcripts_are_what_hamper_prints() {
     );
 
     let sb = Sandbox::new();
-    sb.write_config("port: lots\nchannels: [hamper]\nplugins: [karma, {command: [x]}]\n");
-    let out = sb.hamper().arg("check-config").output().expect("run");
+    std::fs::write(sb.path().join("irc-ca.der"), b"\x30\x82\x03\x1d DER").unwrap();
+    let out = sb
+        .hamper()
+        .arg("check-config")
+        .env("ssl_ca", "irc-ca.der")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr_lines(&out),
-        transcript_after_command(&doc, "is not a port number")
+        transcript_after_command(&doc, "ssl_ca=irc-ca.der")
     );
+
+    let sb = Sandbox::new();
+    let out = sb
+        .hamper()
+        .arg("check-config")
+        .env("sasl_mechanism", "EXTERNAL")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_lines(&out),
+        transcript_after_command(&doc, "sasl_mechanism=EXTERNAL hamper check-config")
+    );
+
+    let sb = Sandbox::new();
+    sb.write_config("port: lots\nchannels: [hamper]\nplugins: [karma, {command: [x]}]\n");
+    check_config_prints(&sb, &doc, 2, "is not a port number");
+}
+
+#[test]
+fn owner_and_acl_transcripts_are_what_hamper_prints() {
+    let doc = read_doc("config.md");
+
+    let sb = Sandbox::new();
+    sb.write_config("server: irc.example.org\nowners: [\"nick:alice\"]\n");
+    check_config_prints(&sb, &doc, 0, "`nick:alice` matches whoever");
+
+    let sb = Sandbox::new();
+    sb.write_config("server: irc.example.org\nacl: acl.json\n");
+    std::fs::write(
+        sb.path().join("acl.json"),
+        r##"{"groups": {"@ops": ["uberj"]}, "permissions": {"@ops": ["*"], "#hamper": ["karma.*"]}}"##,
+    )
+    .unwrap();
+    check_config_prints(&sb, &doc, 0, "`uberj` is a bare nick");
+
+    let sb = Sandbox::new();
+    sb.write_config(&block_containing(&doc, "yaml", "owners: [alice]"));
+    check_config_prints(&sb, &doc, 2, "starts with a hostmask");
+}
+
+/// The ACL shown in `config.md` does what the paragraph after it says.
+#[test]
+fn the_acl_example_means_what_config_md_says() {
+    use hamper::acl::Acl;
+    use hamper::chat::Source;
+    let doc = read_doc("config.md");
+    let block = block_containing(&doc, "json", "\"permissions\"");
+    let value: Value = serde_json::from_str(&block).unwrap();
+    let (acl, warnings) = Acl::from_json(&value, "acl").unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let anyone = Source {
+        nick: "dave".into(),
+        user: Some("~dave".into()),
+        host: Some("dave.example".into()),
+        account: None,
+    };
+    let bob = Source {
+        nick: "bob".into(),
+        user: Some("b".into()),
+        host: Some("bob.example".into()),
+        account: None,
+    };
+    let alice = Source {
+        account: Some("alice".into()),
+        ..anyone.clone()
+    };
+    let cases = [
+        (&anyone, Some("#hamper"), "quote", true),
+        (&anyone, Some("#hamper"), "karma.add", true),
+        (&anyone, Some("#hamper"), "quote.delete", false),
+        (&anyone, Some("#elsewhere"), "quote", false),
+        (&bob, Some("#hamper"), "quote.delete", false),
+        (&bob, Some("#elsewhere"), "quote.delete", true),
+        (&alice, None, "admin.restart", true),
+        (&alice, Some("#quiet"), "karma.add", false),
+        (&alice, Some("#quiet"), "quote", true),
+    ];
+    for (who, channel, permission, want) in cases {
+        assert_eq!(
+            acl.allows(
+                who,
+                channel,
+                permission,
+                hamper_protocol::CaseMapping::Rfc1459
+            ),
+            want,
+            "{} in {channel:?}: {permission}",
+            who.nick
+        );
+    }
 }
 
 #[test]
 fn check_config_names_each_plugin_that_cannot_start_and_the_fix() {
     let doc = read_doc("config.md");
-    let yaml = fenced_blocks(&doc)
-        .into_iter()
-        .find(|b| b.info == "yaml" && b.body.contains("command: sh plugins/shout.sh"))
-        .expect("the example of plugins that cannot start");
+    let yaml = block_containing(&doc, "yaml", "command: sh plugins/shout.sh");
     let sb = Sandbox::new();
-    sb.write_config(&yaml.body);
+    sb.write_config(&yaml);
     std::fs::write(sb.path().join("roll.py"), "print()\n").unwrap();
     let out = sb.hamper().arg("check-config").output().expect("run");
     assert_eq!(
@@ -451,7 +561,6 @@ fn check_config_names_each_plugin_that_cannot_start_and_the_fix() {
 
     // Fixed as the messages say, the same configuration passes.
     let fixed = yaml
-        .body
         .replace(
             "command: sh plugins/shout.sh",
             "command: [sh, plugins/shout.sh]",
@@ -844,4 +953,46 @@ fn the_block_parser_handles_indented_fences() {
     );
     assert_eq!((blocks[1].line, blocks[1].body.as_str()), (7, "{}\n"));
     assert!(Path::new(&docs_dir()).is_dir());
+}
+
+/// The Procfile `docs/heroku.md` shows is the repository's, which `heroku.rs` runs.
+#[test]
+fn the_procfile_in_heroku_md_is_the_repositorys() {
+    let doc = read_doc("heroku.md");
+    let shown: Vec<String> = fenced_blocks(&doc)
+        .into_iter()
+        .filter(|b| b.body.starts_with("irc:"))
+        .map(|b| b.body)
+        .collect();
+    let procfile = std::fs::read_to_string(hamper_tests::workspace_root().join("Procfile"))
+        .expect("read the Procfile");
+    assert_eq!(shown, vec![procfile], "the Procfile block of heroku.md");
+}
+
+/// The keys a reload cannot change are the ones the docs name: a key added to the code's list
+/// and not to the docs would be a surprise to an operator whose `!reload` seems to ignore it.
+#[test]
+fn the_keys_a_reload_cannot_change_are_all_named_in_the_docs() {
+    let config = read_doc("config.md");
+    let section = config
+        .split("### Changing the configuration while the bot runs")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("config.md has the reload section");
+    let plugins = read_doc("plugins.md");
+    let owner = plugins
+        .split("### Owner commands")
+        .nth(1)
+        .expect("plugins.md has the owner commands");
+    for key in hamper::reload::RESTART_ONLY {
+        let quoted = format!("`{key}`");
+        assert!(
+            section.contains(&quoted),
+            "config.md's reload section does not name {quoted}"
+        );
+        assert!(
+            owner.contains(&quoted),
+            "plugins.md's owner commands do not name {quoted}"
+        );
+    }
 }

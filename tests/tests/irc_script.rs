@@ -1,6 +1,8 @@
 //! Exact protocol flows against a scripted fake server: registration with a taken nick, the
-//! NickServ handshake before joining, keyed channels, PING, hostile lines, QUIT, and that the
-//! password and channel key never reach the log even at trace level.
+//! NickServ handshake before joining, keyed channels, PING, hostile lines, QUIT, the server's
+//! casemapping, the real prefix in the 512-byte budget, plugins taking turns on a paced wire,
+//! that the password and channel key never reach the log even at trace level, and who may use a
+//! command that needs a permission, with exact hostmasks (owners, spoofers, an ACL file).
 // Failing loudly is how these helpers report a broken flow.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -8,50 +10,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use hamper_tests::ircd::{accept_within, IrcClient};
+use hamper_tests::scripted::{bot_and_peer, bot_command, registered_bot, registered_bot_in};
 use hamper_tests::{Sandbox, Session};
 
 const T: Duration = Duration::from_secs(20);
-
-/// Starts `hamper run` against a fake server on a free port, with `env` on top of a password
-/// and a keyed channel, and accepts its connection.
-fn bot_and_peer(env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sb = Sandbox::new();
-    let mut cmd = sb.hamper();
-    cmd.arg("run")
-        .env("RUST_LOG", "trace")
-        .env("server", "127.0.0.1")
-        .env("port", port.to_string())
-        .env("password", "s3cr3t-pass")
-        .env("channels", "[\"#keyed sesame-key\"]")
-        .env("plugins", "[karma]")
-        .envs(env.iter().copied());
-    let bot = Session::start(cmd);
-    let stream = accept_within(&listener, T, "the bot's connection");
-    (sb, bot, IrcClient::from_stream(stream))
-}
-
-/// The bot as `hb`, with no password, karma and the misbehaving fixture as `bad` in `mode`
-/// (`extra` adds to its entry), `env` on top; registered and joined to `#keyed`.
-fn registered_bot(mode: &str, extra: &str, env: &[(&str, &str)]) -> (Sandbox, Session, IrcClient) {
-    let plugins = format!(
-        "[karma, {{name: bad, command: [\"{}\"], env: {{MISBEHAVE: {mode}}}{extra}}}]",
-        hamper_tests::bin("hamper-misbehave").display()
-    );
-    let mut all = vec![
-        ("nickname", "hb"),
-        ("password", ""),
-        ("plugins", plugins.as_str()),
-        ("RUST_LOG", "info"),
-    ];
-    all.extend_from_slice(env);
-    let (sb, bot, mut peer) = bot_and_peer(&all);
-    peer.expect(T, "USER", |l| l.starts_with("USER "));
-    peer.send_bytes(b":srv 001 hb :Welcome");
-    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
-    (sb, bot, peer)
-}
 
 #[test]
 fn registration_nickserv_keyed_join_ping_hostile_lines_and_quit() {
@@ -183,17 +145,18 @@ fn a_silent_server_is_pinged_then_left_for_a_new_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let sb = Sandbox::new();
-    let mut cmd = sb.hamper();
-    cmd.arg("run")
-        .env("RUST_LOG", "info")
-        .env("server", "127.0.0.1")
-        .env("port", port.to_string())
-        .env("nickname", "hb")
-        .env("channels", "[\"#quiet\"]")
-        .env("plugins", "[karma]")
-        .env("ping_interval", "0.5")
-        .env("ping_timeout", "0.5");
-    let bot = Session::start(cmd);
+    let bot = Session::start(bot_command(
+        &sb,
+        port,
+        &[
+            ("RUST_LOG", "info"),
+            ("nickname", "hb"),
+            ("password", ""),
+            ("channels", "[\"#quiet\"]"),
+            ("ping_interval", "0.5"),
+            ("ping_timeout", "0.5"),
+        ],
+    ));
     let mut peer = IrcClient::from_stream(accept_within(&listener, T, "the bot's connection"));
     peer.answer_pings = false;
     peer.expect(T, "USER", |l| l.starts_with("USER "));
@@ -286,6 +249,137 @@ fn kicked_it_joins_again_and_it_follows_an_invite_from_an_owner_only() {
     assert!(bot.terminate(Duration::from_secs(30)).success());
 }
 
+/// Sends each line from the server and checks the bot's next PRIVMSG is the answer given, so
+/// that every answer belongs to the line before it.
+fn answers(peer: &mut IrcClient, cases: &[(&str, &str)]) {
+    for (line, want) in cases {
+        peer.send(line);
+        let got = peer.expect(T, want, |l| l.starts_with("PRIVMSG "));
+        assert_eq!(&got, want, "the answer to {line}");
+    }
+}
+
+const REFUSED: &str = "You don't have permission to do that.";
+
+#[test]
+fn a_permissioned_command_answers_an_owner_by_hostmask_and_refuses_a_spoofer() {
+    let (_sb, bot, mut peer) = registered_bot_in(
+        Sandbox::new(),
+        "MISBEHAVE: behave, MISBEHAVE_PERMISSION: admin.misbehave",
+        "",
+        &[("owners", "[\"boss!*@trusted.example\"]"), ("flood", "off")],
+    );
+    let refused = format!("PRIVMSG #keyed :{REFUSED}");
+    answers(
+        &mut peer,
+        &[
+            // The owner's nick from another user@host is not the owner.
+            (
+                ":boss!x@elsewhere.example PRIVMSG #keyed :!bad ping",
+                &refused,
+            ),
+            (":eve!e@eve.example PRIVMSG #keyed :!bad ping", &refused),
+            (
+                ":boss!b@trusted.example PRIVMSG #keyed :!bad ping",
+                "PRIVMSG #keyed :bad alive",
+            ),
+            (
+                ":boss!b@trusted.example PRIVMSG hb :bad ping",
+                "PRIVMSG boss :bad alive",
+            ),
+            (
+                ":boss!x@elsewhere.example PRIVMSG hb :bad ping",
+                &format!("PRIVMSG boss :{REFUSED}"),
+            ),
+        ],
+    );
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success());
+    assert!(
+        log.contains("command refused: the sender does not hold the permission"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_acl_file_in_the_original_format_grants_by_channel_group_and_hostmask() {
+    let sb = Sandbox::new();
+    let etc = sb.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    // The original's acl.json format, with one bare name as old files have them.
+    std::fs::write(
+        etc.join("acl.json"),
+        r##"{
+  "groups": {"@ops": ["op!*@ops.example"]},
+  "permissions": {
+    "@ops": ["misbehave.*"],
+    "#quiet": ["-misbehave.run"],
+    "#open": ["*"],
+    "eve": ["misbehave.run"]
+  }
+}
+"##,
+    )
+    .unwrap();
+    std::fs::write(etc.join("hamper.conf"), "acl: acl.json\n").unwrap();
+    let (_sb, bot, mut peer) = registered_bot_in(
+        sb,
+        "MISBEHAVE: behave, MISBEHAVE_PERMISSION: misbehave.run",
+        "",
+        &[
+            ("HAMPER_CONFIG", "etc/hamper.conf"),
+            ("owners", "[\"boss!*@trusted.example\"]"),
+            ("flood", "off"),
+        ],
+    );
+    let refused = |c: &str| format!("PRIVMSG {c} :{REFUSED}");
+    answers(
+        &mut peer,
+        &[
+            // @ops by hostmask, in a channel and in private.
+            (
+                ":op!o@ops.example PRIVMSG #keyed :!bad ping",
+                "PRIVMSG #keyed :bad alive",
+            ),
+            (
+                ":op!o@ops.example PRIVMSG hb :bad ping",
+                "PRIVMSG op :bad alive",
+            ),
+            // The nick alone is not @ops.
+            (
+                ":op!x@elsewhere.example PRIVMSG #keyed :!bad ping",
+                &refused("#keyed"),
+            ),
+            // A deny beats the group's allow.
+            (
+                ":op!o@ops.example PRIVMSG #quiet :!bad ping",
+                &refused("#quiet"),
+            ),
+            // Everyone in #open.
+            (
+                ":anyone!a@a.example PRIVMSG #open :!bad ping",
+                "PRIVMSG #open :bad alive",
+            ),
+            // A bare name grants nothing: anyone could be `eve`.
+            (
+                ":eve!e@eve.example PRIVMSG #keyed :!bad ping",
+                &refused("#keyed"),
+            ),
+            // Owners hold every permission, even where the ACL denies it.
+            (
+                ":boss!b@trusted.example PRIVMSG #quiet :!bad ping",
+                "PRIVMSG #quiet :bad alive",
+            ),
+        ],
+    );
+    let (status, log) = bot.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success());
+    assert!(
+        log.contains("acl.json).permissions.eve: `eve` is a bare nick"),
+        "the bare name is warned about at start:\n{log}"
+    );
+}
+
 #[test]
 fn secrets_never_reach_the_log() {
     let (_sb, bot, mut peer) = bot_and_peer(&[("DATABASE_URL", "sqlite:hamper.db")]);
@@ -301,5 +395,123 @@ fn secrets_never_reach_the_log() {
     );
     for secret in ["s3cr3t-pass", "sesame-key"] {
         assert!(!log.contains(secret), "{secret} appears in the log:\n{log}");
+    }
+}
+
+#[test]
+fn a_reply_that_only_fits_with_the_real_prefix_is_one_line_once_the_prefix_is_known() {
+    let (_sb, bot, mut peer) = registered_bot("behave", "", &[("flood", "off")]);
+    // With `:hb!u@h` relayed in front, 486 bytes of text fit in 512; before the bot has seen
+    // its prefix it must allow for a 63-byte host and a 10-byte user, which leaves 415.
+    let text = "y".repeat(430);
+    let fits = |l: &str| format!(":hb!u@h {l}\r\n").len() <= 512;
+    peer.send(&format!(":eve!e@h PRIVMSG #keyed :!bad echo {text}"));
+    let first = peer.expect(T, "the first piece", |l| l.starts_with("PRIVMSG #keyed "));
+    let second = peer.expect(T, "the second piece", |l| l.starts_with("PRIVMSG #keyed "));
+    let ys = |l: &str| l.rsplit(' ').next().unwrap_or("").matches('y').count();
+    assert!(
+        ys(&first) < 430 && ys(&first) + ys(&second) == 430,
+        "split in two before the prefix is known: {first} / {second}"
+    );
+
+    peer.send_bytes(b":hb!u@h JOIN #keyed");
+    peer.send(&format!(":eve!e@h PRIVMSG #keyed :!bad echo {text}"));
+    let whole = peer.expect(T, "the whole reply", |l| l.starts_with("PRIVMSG #keyed "));
+    assert!(
+        whole.ends_with(&text),
+        "one line once the prefix is known: {whole}"
+    );
+    assert!(fits(&whole), "{} bytes relayed", whole.len());
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad ping");
+    peer.expect(T, "the next reply", |l| l == "PRIVMSG #keyed :bad alive");
+    let pieces = peer.seen.iter().filter(|l| l.contains("yyyy")).count();
+    assert_eq!(pieces, 3, "two pieces, then one line: {:?}", peer.seen);
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn plugins_take_turns_on_a_paced_wire_and_a_flooder_loses_only_its_own_lines() {
+    let plugin = |name: &str| {
+        format!(
+            "{{name: {name}, command: [\"{}\"], env: {{MISBEHAVE: behave, MISBEHAVE_CMD: {name}}}}}",
+            hamper_tests::bin("hamper-misbehave").display()
+        )
+    };
+    let plugins = format!("[{}, {}]", plugin("bad"), plugin("calm"));
+    let (_sb, bot, mut peer) = bot_and_peer(&[
+        ("nickname", "hb"),
+        ("password", ""),
+        ("plugins", plugins.as_str()),
+        ("flood", "{burst: 1, per_second: 10}"),
+        ("RUST_LOG", "info"),
+    ]);
+    peer.expect(T, "USER", |l| l.starts_with("USER "));
+    peer.send_bytes(b":srv 001 hb :Welcome");
+    peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+    peer.send_bytes(b":hb!u@h JOIN #keyed");
+
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!bad flood");
+    peer.expect(T, "the flood", |l| l == "PRIVMSG #keyed flood");
+    // The flooder now has a full share of the queue waiting: 25 s of lines at 10 a second.
+    bot.expect_log("send queue share full");
+    let before = peer.seen.len();
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!calm ping");
+    peer.expect(T, "the calm plugin's answer", |l| {
+        l == "PRIVMSG #keyed :calm alive"
+    });
+    let floods_between = peer.seen[before..]
+        .iter()
+        .filter(|l| l.as_str() == "PRIVMSG #keyed flood")
+        .count();
+    // Taking turns, the answer waits for at most one flood line after it is queued; the rest
+    // are the lines that left while the command travelled through the bot (a second at most
+    // at this pace, even on a loaded machine).
+    assert!(
+        floods_between <= 12,
+        "{floods_between} flood lines went out before the answer"
+    );
+
+    peer.send_bytes(b":eve!e@h PRIVMSG #keyed :!plugins");
+    let line = peer.expect(T, "the flooder's line", |l| l.contains(":bad: running"));
+    assert!(
+        line.contains(" lines not sent (send queue full)"),
+        "the flooder's dropped lines are counted: {line}"
+    );
+    let calm = peer.expect(T, "the calm plugin's line", |l| {
+        l.contains(":calm: running")
+    });
+    assert!(!calm.contains("not sent"), "{calm}");
+    assert!(bot.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn names_compare_as_the_server_says_in_its_casemapping() {
+    // Under rfc1459 `hb{` is the same nick as `hb[`; under ascii it is someone else.
+    let plugins = format!(
+        "[{{name: bad, command: [\"{}\"], env: {{MISBEHAVE: behave}}}}]",
+        hamper_tests::bin("hamper-misbehave").display()
+    );
+    for (mapping, same) in [("ascii", false), ("rfc1459", true)] {
+        let (_sb, bot, mut peer) = bot_and_peer(&[
+            ("nickname", "hb["),
+            ("password", ""),
+            ("plugins", plugins.as_str()),
+            ("RUST_LOG", "info"),
+        ]);
+        peer.expect(T, "USER", |l| l.starts_with("USER "));
+        peer.send_bytes(b":srv 001 hb[ :Welcome");
+        peer.send(&format!(
+            ":srv 005 hb[ CASEMAPPING={mapping} CHANTYPES=# :are supported by this server"
+        ));
+        peer.send_bytes(b":srv 376 hb[ :End of MOTD");
+        peer.expect(T, "the join", |l| l.starts_with("JOIN #keyed"));
+        peer.send_bytes(b":eve!e@h PRIVMSG #keyed :HB{: bad echo folded");
+        peer.send_bytes(b":eve!e@h PRIVMSG #keyed :hb[: bad echo exact");
+        peer.expect(T, "the answer to the exact nick", |l| {
+            l == "PRIVMSG #keyed exact"
+        });
+        let folded = peer.seen.iter().any(|l| l == "PRIVMSG #keyed folded");
+        assert_eq!(folded, same, "{mapping}: {:?}", peer.seen);
+        assert!(bot.terminate(Duration::from_secs(30)).success());
     }
 }

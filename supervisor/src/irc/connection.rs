@@ -1,28 +1,37 @@
 //! The one IRC connection: connect, register, join, keep alive, reconnect.
 //!
-//! One task owns the socket. Incoming lines become [`Inbound`] events; [`Outbound`] commands are
-//! rendered through [`super::outbound`] into a send queue that is paced (a small burst, then a
-//! steady rate) so the server never kills the bot for flooding. When the connection drops, the
-//! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses.
+//! One task owns the socket. Incoming lines are handled by [`super::inbound`] (they become
+//! [`Inbound`] events); [`Outbound`] commands are rendered through [`super::outbound`] into a
+//! send queue that is paced (a small burst, then a steady rate) so the server never kills the
+//! bot for flooding. Registration opens with capability negotiation ([`super::negotiation`]),
+//! which may log in with SASL before the server lets the bot in. When the connection drops, the
+//! task reports it and reconnects with the same [`Backoff`] type the plugin supervisor uses; a
+//! SASL login that is required and fails ends the bot instead, since trying again cannot help.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use hamper_protocol::CaseMapping;
+use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::codec::IrcLineCodec;
-use super::message::{build, parse, split_source, IrcMessage};
-use super::outbound::{render, MAX_PIECES};
+use super::message::{parse, render as render_command, Command};
+use super::negotiation::{Negotiation, SaslError};
+use super::outbound::{render, Me, MAX_PIECES};
 use super::pacing::Pacer;
-use crate::chat::{Inbound, Outbound, Source};
-use crate::config::{ChannelSpec, Config, Flood, Secret};
+use super::regain::Regain;
+use super::send_queue::SendQueue;
+use crate::chat::{Inbound, Origin, Outbound, Outgoing};
+use crate::config::{ChannelSpec, Config, ConfigError, Flood, Sasl, Secret};
 use crate::plugin::restart::Backoff;
 use crate::queue::ByteSender;
 
@@ -34,13 +43,11 @@ const CTCP_BUDGET: Flood = Flood::Bucket {
     per_second: 0.2,
 };
 /// How long after a kick the bot joins the channel again.
-const REJOIN_DELAY: Duration = Duration::from_secs(5);
+pub(super) const REJOIN_DELAY: Duration = Duration::from_secs(5);
 /// Outbound commands taken from the router in one go before the socket is read again.
 const OUT_BATCH: usize = 256;
-/// Lines waiting to be sent before new ones are dropped.
-const MAX_QUEUE: usize = 500;
 /// How long to wait for NickServ to confirm the password before joining anyway.
-const NICKSERV_WAIT: Duration = Duration::from_secs(10);
+pub(super) const NICKSERV_WAIT: Duration = Duration::from_secs(10);
 
 /// What the connection needs from the config.
 #[derive(Debug, Clone)]
@@ -53,12 +60,19 @@ pub struct IrcSettings {
     pub ssl: bool,
     /// Verify the certificate.
     pub ssl_verify: bool,
+    /// The roots a verified certificate chain may end in (empty when nothing is verified).
+    pub ssl_roots: Arc<RootCertStore>,
+    /// The client certificate presented in the handshake (`ssl_cert`, `ssl_key`).
+    pub ssl_identity: Option<Arc<CertifiedKey>>,
     /// Wanted nick.
     pub nickname: String,
     /// Server password.
     pub password: Option<Secret>,
-    /// Channels to join.
-    pub channels: Vec<ChannelSpec>,
+    /// The SASL login, if one is configured.
+    pub sasl: Option<Sasl>,
+    /// The configuration in effect, for what a reload may change: the channels to join, the
+    /// owners whose INVITE the bot follows, and `rejoin_on_kick`.
+    pub live: watch::Receiver<Arc<Config>>,
     /// Reconnect backoff.
     pub backoff: Backoff,
     /// Silence from the server after which the bot pings it.
@@ -67,23 +81,43 @@ pub struct IrcSettings {
     pub ping_timeout: Duration,
     /// Output pacing.
     pub flood: Flood,
-    /// Join a channel again (after a few seconds) when kicked from it.
-    pub rejoin_on_kick: bool,
-    /// Hostmasks of the owners, whose INVITE the bot follows.
-    pub owners: Vec<String>,
 }
 
 impl IrcSettings {
-    /// The settings from a config that passed [`Config::check_runnable`].
-    pub fn from_config(config: &Config) -> IrcSettings {
-        IrcSettings {
+    /// The settings from a config that passed [`Config::check_runnable`], with the TLS roots
+    /// loaded when certificates are to be verified, and the configuration in effect as reloads
+    /// change it.
+    pub fn from_config(
+        config: &Config,
+        live: watch::Receiver<Arc<Config>>,
+    ) -> Result<IrcSettings, ConfigError> {
+        // A CA file is read whenever it is named, so a bad one is noticed before it matters.
+        let ssl_roots = if (config.ssl && config.ssl_verify) || config.ssl_ca.is_some() {
+            super::tls::trusted_roots(config.ssl_ca.as_deref()).map_err(|err| ConfigError {
+                errors: vec![err.key_error()],
+            })?
+        } else {
+            RootCertStore::empty()
+        };
+        let ssl_identity = match (&config.ssl_cert, &config.ssl_key) {
+            (Some(cert), Some(key)) => Some(super::tls::read_client_identity(cert, key).map_err(
+                |err| ConfigError {
+                    errors: vec![err.key_error()],
+                },
+            )?),
+            _ => None,
+        };
+        Ok(IrcSettings {
             server: config.server.clone().unwrap_or_default(),
             port: config.port,
             ssl: config.ssl,
             ssl_verify: config.ssl_verify,
+            ssl_roots: Arc::new(ssl_roots),
+            ssl_identity,
             nickname: config.nickname.clone(),
             password: config.password.clone(),
-            channels: config.channels.clone(),
+            sasl: config.sasl.clone(),
+            live,
             backoff: Backoff {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(300),
@@ -91,14 +125,31 @@ impl IrcSettings {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             flood: config.flood,
-            rejoin_on_kick: config.rejoin_on_kick,
-            owners: config.owners.clone(),
-        }
+        })
+    }
+
+    /// The channels to join now.
+    pub(super) fn channels(&self) -> Vec<ChannelSpec> {
+        self.live.borrow().channels.clone()
     }
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Why the connection gave up for good.
+#[derive(Debug, thiserror::Error)]
+pub enum IrcError {
+    /// The SASL login failed and `sasl_required` holds.
+    #[error("cannot log in to {server}: {source}")]
+    Sasl {
+        /// The server.
+        server: String,
+        /// What failed.
+        #[source]
+        source: SaslError,
+    },
+}
 
 enum End {
     Shutdown,
@@ -108,21 +159,33 @@ enum End {
         reason: String,
         stable: bool,
     },
+    /// The bot must stop: reconnecting would fail the same way.
+    Fatal(IrcError),
 }
 
-/// Runs the connection until `shutdown`, reconnecting whenever it is lost.
+/// Why handling a line ends the connection.
+pub(super) enum Halt {
+    /// The connection is over; the bot reconnects.
+    Lost(String),
+    /// The bot must stop.
+    Fatal(IrcError),
+}
+
+/// Runs the connection until `shutdown`, reconnecting whenever it is lost. Returns an error
+/// when the bot cannot go on at all (a required SASL login failed).
 pub async fn run(
     settings: IrcSettings,
     net_in: ByteSender<Inbound>,
-    mut net_out: mpsc::Receiver<Outbound>,
+    mut net_out: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
-) {
+) -> Result<(), IrcError> {
     let mut failures = 0u32;
     loop {
         // The session watches `shutdown` itself, so that it can say QUIT before it ends.
-        let end = session(&settings, &net_in, &mut net_out, &shutdown).await;
-        let End::Lost { reason, stable } = end else {
-            return;
+        let (reason, stable) = match session(&settings, &net_in, &mut net_out, &shutdown).await {
+            End::Shutdown => return Ok(()),
+            End::Fatal(err) => return Err(err),
+            End::Lost { reason, stable } => (reason, stable),
         };
         let _ = net_in.try_send(Inbound::Disconnected {
             reason: reason.clone(),
@@ -135,12 +198,12 @@ pub async fn run(
         let mut dropped = 0u64;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = &mut wait => break,
                 out = net_out.recv() => match out {
-                    Some(Outbound::Flush(done)) => { let _ = done.send(()); }
+                    Some(Outgoing { command: Outbound::Flush(done), .. }) => { let _ = done.send(()); }
                     Some(_) => dropped += 1,
-                    None => return,
+                    None => return Ok(()),
                 },
             }
         }
@@ -156,7 +219,14 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         if settings.ssl {
-            let tls = super::tls::connect(tcp, &settings.server, settings.ssl_verify).await?;
+            let tls = super::tls::connect(
+                tcp,
+                &settings.server,
+                settings.ssl_verify,
+                &settings.ssl_roots,
+                settings.ssl_identity.as_ref(),
+            )
+            .await?;
             Ok::<Box<dyn Io>, std::io::Error>(Box::new(tls))
         } else {
             Ok(Box::new(tcp) as Box<dyn Io>)
@@ -169,32 +239,37 @@ async fn connect(settings: &IrcSettings) -> std::io::Result<Box<dyn Io>> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-enum Queued {
-    Line(String),
-    Flush(oneshot::Sender<()>),
-}
-
-struct Session<'a> {
-    settings: &'a IrcSettings,
+/// One connection's state, shared with [`super::inbound`], which handles its lines.
+pub(super) struct Session<'a> {
+    pub(super) settings: &'a IrcSettings,
     net_in: &'a ByteSender<Inbound>,
-    nick: String,
-    registered: bool,
+    /// The bot as the server relays it: its nick, and its user and host once seen.
+    pub(super) me: Me,
+    /// How the server compares names (its `CASEMAPPING`).
+    pub(super) casemapping: CaseMapping,
+    pub(super) registered: bool,
+    /// Registered, but plugins not yet told: the server's `005` lines right after `001` say
+    /// how it compares names, so [`Inbound::Connected`] waits for the first line after them.
+    pub(super) announce: bool,
     /// Whether the server confirmed one of our JOINs this session.
-    joined: bool,
-    queue: VecDeque<Queued>,
+    pub(super) joined: bool,
+    pub(super) queue: SendQueue,
     pacer: Pacer,
     /// How many CTCP requests the bot still answers right now.
-    ctcp_budget: Pacer,
+    pub(super) ctcp_budget: Pacer,
     /// Channels to join again after a kick, and when.
-    rejoins: Vec<(Instant, String)>,
-    urgent: Vec<String>,
-    nick_tries: u32,
+    pub(super) rejoins: Vec<(Instant, String)>,
+    /// Lines that skip the queue and its pacing (registration, PONG, SASL).
+    pub(super) urgent: Vec<String>,
+    pub(super) nick_tries: u32,
     /// While identifying with NickServ: when to stop waiting and join anyway.
-    nickserv_until: Option<Instant>,
+    pub(super) nickserv_until: Option<Instant>,
+    /// Capability negotiation and the SASL login.
+    pub(super) negotiation: Negotiation,
+    /// The watch on the configured nick while the bot goes by another.
+    pub(super) regain: Regain,
     /// Incoming events dropped because the router was behind.
     dropped_in: u64,
-    /// Outgoing lines dropped because the send queue was full.
-    dropped_out: u64,
     /// When the connection was made.
     started: Instant,
 }
@@ -202,7 +277,7 @@ struct Session<'a> {
 async fn session(
     settings: &IrcSettings,
     net_in: &ByteSender<Inbound>,
-    net_out: &mut mpsc::Receiver<Outbound>,
+    net_out: &mut mpsc::Receiver<Outgoing>,
     shutdown: &CancellationToken,
 ) -> End {
     info!(server = %settings.server, port = settings.port, tls = settings.ssl, "connecting");
@@ -222,33 +297,53 @@ async fn session(
             }
         }
     };
+    serve(settings, net_in, net_out, shutdown, io).await
+}
+
+/// One registered (or registering) connection over `io`, until it ends.
+async fn serve(
+    settings: &IrcSettings,
+    net_in: &ByteSender<Inbound>,
+    net_out: &mut mpsc::Receiver<Outgoing>,
+    shutdown: &CancellationToken,
+    io: Box<dyn Io>,
+) -> End {
     let mut framed = Framed::new(io, IrcLineCodec::default());
     let mut s = Session {
         settings,
         net_in,
-        nick: settings.nickname.clone(),
+        me: Me::new(&settings.nickname),
+        casemapping: CaseMapping::default(),
         registered: false,
+        announce: false,
         joined: false,
-        queue: VecDeque::new(),
+        queue: SendQueue::default(),
         pacer: Pacer::new(settings.flood, Instant::now()),
         ctcp_budget: Pacer::new(CTCP_BUDGET, Instant::now()),
         rejoins: Vec::new(),
         urgent: Vec::new(),
         nick_tries: 0,
         nickserv_until: None,
+        negotiation: Negotiation::new(settings.sasl.clone()),
+        regain: Regain::new(&settings.nickname),
         dropped_in: 0,
-        dropped_out: 0,
         started: Instant::now(),
     };
+    // CAP LS first, so that a server that negotiates holds registration until CAP END.
     let registration = [
+        Some(Negotiation::start()),
         settings
             .password
             .as_ref()
-            .map(|pass| build("PASS", &[pass.expose()])),
-        Some(build("NICK", &[&s.nick])),
-        Some(build("USER", &[&s.nick, "0", "*", "hamper IRC bot"])),
+            .map(|pass| Command::PASS(pass.expose().to_string())),
+        Some(Command::NICK(s.me.nick.clone())),
+        Some(Command::USER(
+            s.me.nick.clone(),
+            "0".into(),
+            "hamper IRC bot".into(),
+        )),
     ];
-    for line in registration.into_iter().flatten() {
+    for line in registration.iter().flatten().map(render_command) {
         match line {
             Ok(line) => s.urgent.push(line),
             Err(err) => {
@@ -318,19 +413,28 @@ async fn session(
                     last_rx = Instant::now();
                     our_ping = None;
                     if let Some(msg) = parse(&line) {
-                        if let Some(reason) = s.on_line(msg).await {
-                            return End::Lost { reason, stable: s.stable() };
+                        match s.on_line(msg).await {
+                            Ok(()) => {}
+                            Err(Halt::Lost(reason)) => return End::Lost { reason, stable: s.stable() },
+                            Err(Halt::Fatal(err)) => {
+                                let quit = async {
+                                    framed.send("QUIT :login failed".to_string()).await?;
+                                    framed.flush().await
+                                };
+                                let _ = tokio::time::timeout(Duration::from_secs(2), quit).await;
+                                return End::Fatal(err);
+                            }
                         }
                     }
                 }
             },
             out = net_out.recv() => match out {
                 Some(out) => {
-                    s.enqueue(out);
+                    s.enqueue(&out.origin, out.command);
                     // Take what else is ready, so a burst of replies leaves in one write.
                     for _ in 1..OUT_BATCH {
                         match net_out.try_recv() {
-                            Ok(out) => s.enqueue(out),
+                            Ok(out) => s.enqueue(&out.origin, out.command),
                             Err(_) => break,
                         }
                     }
@@ -338,6 +442,11 @@ async fn session(
                 None => return End::Shutdown,
             },
             _ = tokio::time::sleep_until(next_token), if paced => {}
+            _ = sleep_until_opt(s.regain.next_poll()), if s.regain.next_poll().is_some() && s.registered => {
+                if let Some(ison) = s.regain.poll(Instant::now()) {
+                    s.send_paced(&ison);
+                }
+            }
             _ = sleep_until_opt(s.nickserv_until), if s.nickserv_until.is_some() => {
                 warn!("NickServ did not confirm the password in time; joining anyway");
                 s.join_channels();
@@ -364,11 +473,11 @@ async fn session(
                 s.rejoins = later;
                 for (_, channel) in due {
                     let key = settings
-                        .channels
+                        .channels()
                         .iter()
-                        .find(|c| c.name.eq_ignore_ascii_case(&channel))
+                        .find(|c| s.casemapping.same(&c.name, &channel))
                         .and_then(|c| c.key.as_ref().map(|k| k.expose().to_string()));
-                    s.enqueue(Outbound::Join { channel, key });
+                    s.enqueue(&Origin::Bot, Outbound::Join { channel, key });
                 }
             }
             _ = tokio::time::sleep_until(s.started + REGISTER_TIMEOUT), if !s.registered => {
@@ -382,42 +491,24 @@ impl Session<'_> {
     /// Whether the session registered and joined, which counts as a success: a server that
     /// accepts the bot and then drops it before that should see the backoff grow, not reset.
     fn stable(&self) -> bool {
-        self.registered && (self.joined || self.settings.channels.is_empty())
+        self.registered && (self.joined || self.settings.live.borrow().channels.is_empty())
     }
 
     /// Takes the next line to send if the pacing allows it now, answering flush markers on
     /// the way.
     fn pop_line(&mut self) -> Option<String> {
-        loop {
-            match self.queue.front()? {
-                Queued::Flush(_) => {
-                    if let Some(Queued::Flush(done)) = self.queue.pop_front() {
-                        let _ = done.send(());
-                    }
-                }
-                Queued::Line(_) => {
-                    if !self.pacer.take(Instant::now()) {
-                        return None;
-                    }
-                    return match self.queue.pop_front() {
-                        Some(Queued::Line(line)) => Some(line),
-                        _ => None,
-                    };
-                }
-            }
+        if self.queue.is_empty() || !self.pacer.take(Instant::now()) {
+            return None;
         }
+        self.queue.pop()
     }
 
-    fn enqueue(&mut self, out: Outbound) {
+    pub(super) fn enqueue(&mut self, origin: &Origin, out: Outbound) {
         if let Outbound::Flush(done) = out {
-            if self.queue.is_empty() {
-                let _ = done.send(());
-            } else {
-                self.queue.push_back(Queued::Flush(done));
-            }
+            self.queue.flush_marker(done);
             return;
         }
-        match render(&out, &self.nick) {
+        match render(&out, &self.me) {
             Ok(rendered) => {
                 if rendered.cut > 0 {
                     warn!(
@@ -426,33 +517,19 @@ impl Session<'_> {
                     );
                 }
                 for line in rendered.lines {
-                    self.push_line(line);
+                    self.queue.push(origin, line);
                 }
             }
-            Err(err) => warn!(error = %err, "refused to send a malformed line"),
-        }
-    }
-
-    /// Queues one wire line, unless the queue is full (then it is dropped and counted).
-    fn push_line(&mut self, line: String) {
-        if self.queue.len() >= MAX_QUEUE {
-            self.dropped_out += 1;
-            if self.dropped_out == 1 || self.dropped_out % 100 == 0 {
-                warn!(
-                    max = MAX_QUEUE,
-                    dropped = self.dropped_out,
-                    "send queue full; dropping lines"
-                );
+            Err(err) => {
+                warn!(plugin = origin.name(), error = %err, "refused to send a malformed line")
             }
-            return;
         }
-        self.queue.push_back(Queued::Line(line));
     }
 
     /// Hands an event to the router without waiting: the connection must keep reading the
     /// socket (and answering PING) whatever the rest of the bot is doing. A full queue drops the
     /// event and counts it.
-    async fn emit(&mut self, event: Inbound) {
+    pub(super) async fn emit(&mut self, event: Inbound) {
         if self.net_in.try_send(event).is_err() {
             self.dropped_in += 1;
             if self.dropped_in == 1 || self.dropped_in % 100 == 0 {
@@ -462,225 +539,6 @@ impl Session<'_> {
                 );
             }
         }
-    }
-
-    /// Handles one server line; returns a reason when the connection must end.
-    async fn on_line(&mut self, msg: IrcMessage) -> Option<String> {
-        let source = msg.source.as_deref().map(source_of).unwrap_or_default();
-        match msg.verb.to_ascii_uppercase().as_str() {
-            "PING" => {
-                let token = msg.params.first().cloned().unwrap_or_default();
-                if let Ok(line) = build("PONG", &[&token]) {
-                    self.urgent.push(line);
-                }
-            }
-            "001" => {
-                self.registered = true;
-                if let Some(nick) = msg.params.first() {
-                    self.nick = nick.clone();
-                }
-                info!(nick = %self.nick, "registered");
-                self.emit(Inbound::Connected {
-                    nick: self.nick.clone(),
-                    server: self.settings.server.clone(),
-                })
-                .await;
-                match &self.settings.password {
-                    // As the original did: identify, and join once NickServ confirms, so that
-                    // channels that need a registered nick let the bot in.
-                    Some(pass) => {
-                        let line = build(
-                            "PRIVMSG",
-                            &["NickServ", &format!("IDENTIFY {}", pass.expose())],
-                        );
-                        if let Ok(line) = line {
-                            self.push_line(line);
-                        }
-                        self.nickserv_until = Some(Instant::now() + NICKSERV_WAIT);
-                    }
-                    None => self.join_channels(),
-                }
-            }
-            "432" | "433" | "436" | "437" if !self.registered => {
-                self.nick_tries += 1;
-                if self.nick_tries > 8 {
-                    return Some("no usable nick: every alternative was refused".into());
-                }
-                self.nick = alternative_nick(&self.settings.nickname, self.nick_tries);
-                warn!(nick = %self.nick, "nick refused; trying another");
-                self.urgent.push(format!("NICK {}", self.nick));
-            }
-            "ERROR" => return Some(format!("server error: {}", msg.param(0))),
-            "NOTICE"
-                if self.nickserv_until.is_some()
-                    && source.nick.eq_ignore_ascii_case("NickServ") =>
-            {
-                let text = msg.param(1);
-                if text.contains("Password accepted") || text.contains("You are now identified") {
-                    info!("identified with NickServ");
-                    self.join_channels();
-                } else if text.contains("Password incorrect") || text.contains("Invalid password") {
-                    tracing::error!("NickServ refused the password; check `password` in the config (joining anyway)");
-                    self.join_channels();
-                }
-            }
-            "PRIVMSG" if msg.params.len() >= 2 && !source.nick.is_empty() => {
-                let target = msg.param(0).to_string();
-                let text = msg.param(1);
-                if let Some(ctcp) = text.strip_prefix('\u{1}') {
-                    let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
-                    let (kind, body) = ctcp.split_once(' ').unwrap_or((ctcp, ""));
-                    match kind.to_ascii_uppercase().as_str() {
-                        "ACTION" => {
-                            self.emit(Inbound::Privmsg {
-                                source,
-                                target,
-                                text: body.to_string(),
-                                action: true,
-                            })
-                            .await
-                        }
-                        "VERSION" => self.ctcp_reply(
-                            &source.nick,
-                            &format!("VERSION hamper {}", env!("CARGO_PKG_VERSION")),
-                        ),
-                        "PING" => self.ctcp_reply(&source.nick, &format!("PING {body}")),
-                        "TIME" => self.ctcp_reply(&source.nick, &format!("TIME {}", utc_now())),
-                        "CLIENTINFO" => self.ctcp_reply(
-                            &source.nick,
-                            "CLIENTINFO ACTION CLIENTINFO PING SOURCE TIME VERSION",
-                        ),
-                        "SOURCE" => self.ctcp_reply(
-                            &source.nick,
-                            &format!("SOURCE {}", env!("CARGO_PKG_REPOSITORY")),
-                        ),
-                        _ => {}
-                    }
-                } else {
-                    self.emit(Inbound::Privmsg {
-                        source,
-                        target,
-                        text: text.to_string(),
-                        action: false,
-                    })
-                    .await;
-                }
-            }
-            "JOIN" if !msg.params.is_empty() => {
-                if source.nick.eq_ignore_ascii_case(&self.nick) {
-                    self.joined = true;
-                }
-                self.emit(Inbound::Join {
-                    source,
-                    channel: msg.param(0).to_string(),
-                })
-                .await
-            }
-            "PART" if !msg.params.is_empty() => {
-                self.emit(Inbound::Part {
-                    source,
-                    channel: msg.param(0).to_string(),
-                    reason: msg.params.get(1).cloned(),
-                })
-                .await
-            }
-            "QUIT" => {
-                self.emit(Inbound::Quit {
-                    source,
-                    reason: msg.params.first().cloned(),
-                })
-                .await
-            }
-            "KICK" if msg.params.len() >= 2 => {
-                if self.settings.rejoin_on_kick && msg.param(1).eq_ignore_ascii_case(&self.nick) {
-                    let channel = msg.param(0).to_string();
-                    warn!(%channel, by = %source.nick, "kicked; joining again in {}s", REJOIN_DELAY.as_secs());
-                    self.rejoins.push((Instant::now() + REJOIN_DELAY, channel));
-                }
-                self.emit(Inbound::Kick {
-                    source,
-                    channel: msg.param(0).to_string(),
-                    nick: msg.param(1).to_string(),
-                    reason: msg.params.get(2).cloned(),
-                })
-                .await
-            }
-            "NICK" if !msg.params.is_empty() => {
-                let new = msg.param(0).to_string();
-                if source.nick.eq_ignore_ascii_case(&self.nick) {
-                    self.nick = new.clone();
-                }
-                self.emit(Inbound::Nick { source, new }).await
-            }
-            "TOPIC" if msg.params.len() >= 2 => {
-                self.emit(Inbound::Topic {
-                    source,
-                    channel: msg.param(0).to_string(),
-                    topic: msg.param(1).to_string(),
-                })
-                .await
-            }
-            "INVITE" if msg.params.len() >= 2 => {
-                let channel = msg.param(1);
-                let owner = self
-                    .settings
-                    .owners
-                    .iter()
-                    .any(|mask| crate::mask::matches(mask, &source.mask()));
-                if owner && channel.starts_with(['#', '&', '+', '!']) {
-                    info!(%channel, by = %source.nick, "invited by an owner; joining");
-                    self.enqueue(Outbound::Join {
-                        channel: channel.to_string(),
-                        key: None,
-                    });
-                } else {
-                    info!(%channel, by = %source.nick, "invited; not an owner, so not joining");
-                }
-                self.emit(Inbound::Invite {
-                    source,
-                    channel: msg.param(1).to_string(),
-                })
-                .await
-            }
-            _ => {}
-        }
-        None
-    }
-
-    fn join_channels(&mut self) {
-        self.nickserv_until = None;
-        for ch in self.settings.channels.clone() {
-            let key = ch.key.as_ref().map(|k| k.expose().to_string());
-            self.enqueue(Outbound::Join {
-                channel: ch.name.clone(),
-                key,
-            });
-        }
-    }
-
-    /// Answers a CTCP request with a NOTICE to its sender (never to a channel), at most a few
-    /// every few seconds, so that a CTCP flood cannot get the bot killed for flooding.
-    fn ctcp_reply(&mut self, nick: &str, body: &str) {
-        let body: String = body.chars().filter(|c| !c.is_control()).collect();
-        // CTCP replies wait behind real output and are the first thing a full queue drops.
-        if self.queue.len() >= MAX_QUEUE / 2 || !self.ctcp_budget.take(Instant::now()) {
-            return;
-        }
-        if let Ok(line) = build("NOTICE", &[nick, &format!("\u{1}{body}\u{1}")]) {
-            self.push_line(line);
-        }
-    }
-}
-
-/// The `tries`-th nick to try when the configured one is refused: `nick_`, `nick__`, then the
-/// first seven characters and two digits, which fits the common nine-character limit.
-fn alternative_nick(nick: &str, tries: u32) -> String {
-    if tries <= 2 {
-        let base: String = nick.chars().take(28).collect();
-        format!("{base}{}", "_".repeat(tries as usize))
-    } else {
-        let base: String = nick.chars().take(7).collect();
-        format!("{base}{:02}", (tries * 37) % 100)
     }
 }
 
@@ -706,48 +564,6 @@ fn jitter() -> f64 {
     (hasher.finish() % 10_001) as f64 / 10_000.0
 }
 
-/// The time now in UTC, as `Sun, 29 Nov 2026 14:04:11 +0000`, for CTCP TIME.
-fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-fn format_utc(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs / 86_400;
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Howard Hinnant's days-to-civil, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
-}
-
-fn source_of(raw: &str) -> Source {
-    let (nick, user, host) = split_source(raw);
-    Source {
-        nick: nick.to_string(),
-        user: user.map(str::to_string),
-        host: host.map(str::to_string),
-        account: None,
-    }
-}
-
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -757,7 +573,115 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{
+        AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
+    };
+
     use super::*;
+
+    /// The server's end of an in-memory connection.
+    struct Peer {
+        lines: Lines<BufReader<ReadHalf<DuplexStream>>>,
+        writer: WriteHalf<DuplexStream>,
+    }
+
+    impl Peer {
+        async fn next(&mut self) -> String {
+            self.lines
+                .next_line()
+                .await
+                .expect("read")
+                .expect("the bot closed the connection")
+        }
+
+        async fn until(&mut self, prefix: &str) -> String {
+            loop {
+                let line = self.next().await;
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+        }
+
+        async fn send(&mut self, line: &str) {
+            self.writer
+                .write_all(format!("{line}\r\n").as_bytes())
+                .await
+                .expect("write");
+        }
+    }
+
+    /// A session with the default settings over an in-memory pipe; the task's result is how it
+    /// ended. Run on a paused clock, the runtime jumps to the bot's next timer whenever both
+    /// ends wait, so the keepalive's 30 s and 20 s pass without real sleeps.
+    fn session_over_a_pipe() -> (tokio::task::JoinHandle<End>, Peer, mpsc::Sender<Outgoing>) {
+        let config = Config::defaults();
+        let (_live_tx, live) = watch::channel(Arc::new(config.clone()));
+        let settings = IrcSettings::from_config(&config, live).expect("settings");
+        let (net_in, net_in_rx) = crate::queue::byte_queue(1 << 20);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let (bot, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(async move {
+            let _keep = net_in_rx;
+            let shutdown = CancellationToken::new();
+            serve(&settings, &net_in, &mut out_rx, &shutdown, Box::new(bot)).await
+        });
+        let (reader, writer) = tokio::io::split(server);
+        let peer = Peer {
+            lines: BufReader::new(reader).lines(),
+            writer,
+        };
+        (task, peer, out_tx)
+    }
+
+    fn lost_reason(end: End) -> String {
+        match end {
+            End::Lost { reason, .. } => reason,
+            End::Shutdown => panic!("ended with a shutdown, not a lost link"),
+            End::Fatal(err) => panic!("ended fatally: {err}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_is_pinged_after_30_s_and_left_20_s_later() {
+        let (task, mut peer, _out) = session_over_a_pipe();
+        peer.until("USER ").await;
+        peer.send(":srv 001 hamper :Welcome").await;
+        let quiet = Instant::now();
+        assert_eq!(peer.next().await, "PING :keepalive");
+        assert_eq!(quiet.elapsed().as_secs(), 30, "{:?}", quiet.elapsed());
+
+        // An answer resets the clock: the next PING comes 30 s after it.
+        peer.send(":srv PONG srv :keepalive").await;
+        let answered = Instant::now();
+        assert_eq!(peer.next().await, "PING :keepalive");
+        assert_eq!(answered.elapsed().as_secs(), 30, "{:?}", answered.elapsed());
+
+        // No answer this time: the link counts as dead 20 s after the PING.
+        let pinged = Instant::now();
+        let reason = lost_reason(task.await.expect("session task"));
+        assert_eq!(pinged.elapsed().as_secs(), 20, "{:?}", pinged.elapsed());
+        assert!(
+            reason.contains("not even an answer to our PING"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_goes_silent_during_registration_is_left_within_a_minute() {
+        let (task, mut peer, _out) = session_over_a_pipe();
+        let connected = Instant::now();
+        peer.until("USER ").await;
+        assert_eq!(peer.until("PING ").await, "PING :keepalive");
+        let reason = lost_reason(task.await.expect("session task"));
+        assert_eq!(
+            connected.elapsed().as_secs(),
+            50,
+            "{:?}",
+            connected.elapsed()
+        );
+        assert!(reason.contains("sent nothing for 50s"), "{reason}");
+    }
 
     #[test]
     fn reconnects_come_quickly_at_first_then_back_off_to_the_cap() {
@@ -780,27 +704,5 @@ mod tests {
         let spread: std::collections::HashSet<u64> =
             (0..20).map(|_| (jitter() * 1e4) as u64).collect();
         assert!(spread.len() > 1, "jitter varies");
-    }
-
-    #[test]
-    fn ctcp_time_is_rfc_2822_in_utc() {
-        assert_eq!(format_utc(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(format_utc(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(format_utc(1_795_961_051), "Sun, 29 Nov 2026 14:04:11 +0000");
-    }
-
-    #[test]
-    fn alternative_nicks_are_valid_distinct_and_fit_nine_characters_soon() {
-        let nicks: Vec<String> = (1..=8).map(|t| alternative_nick("hamperbot", t)).collect();
-        assert_eq!(nicks[0], "hamperbot_");
-        assert_eq!(nicks[1], "hamperbot__");
-        for n in &nicks {
-            assert!(crate::config::valid_nick(n), "{n}");
-        }
-        assert!(nicks[2..].iter().all(|n| n.len() <= 9), "{nicks:?}");
-        let mut unique = nicks.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), nicks.len(), "{nicks:?}");
     }
 }

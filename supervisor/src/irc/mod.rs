@@ -2,9 +2,14 @@
 
 pub mod codec;
 pub mod connection;
+mod inbound;
 pub mod message;
+pub mod negotiation;
 pub mod outbound;
 pub mod pacing;
-mod tls;
+pub mod regain;
+pub mod send_queue;
+pub mod tags;
+pub mod tls;
 
-pub use connection::{run, IrcSettings};
+pub use connection::{run, IrcError, IrcSettings};

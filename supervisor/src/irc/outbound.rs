@@ -1,9 +1,10 @@
 //! Turning the bot's [`Outbound`] commands into wire lines that fit.
 //!
 //! A server relays our PRIVMSG to others as `:nick!user@host PRIVMSG target :text\r\n`, and
-//! the whole of that must fit in 512 bytes. We do not always know our user@host as others see
-//! it, so the budget assumes the longest usual one. Text over the budget is split into several
-//! messages at a space where one is near, and never inside a UTF-8 character.
+//! the whole of that must fit in 512 bytes. Once the bot has seen its own prefix (the echo of
+//! its JOIN, a `396` cloak or a `CHGHOST`) the budget uses it; before, it assumes the longest
+//! usual user@host. Text over the budget is split into several messages at a space where one
+//! is near, and never inside a UTF-8 character.
 
 use super::message::{build, BuildError};
 use crate::chat::Outbound;
@@ -16,10 +17,41 @@ const USERHOST_ROOM: usize = 1 + 10 + 1 + 63;
 /// Pieces one line may be split into at most; the rest is dropped.
 pub const MAX_PIECES: usize = 4;
 
+/// The bot as others see it on the wire: `nick!user@host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Me {
+    /// The nick the bot has now.
+    pub nick: String,
+    /// The user (ident) as the server shows it, once seen.
+    pub user: Option<String>,
+    /// The host as the server shows it, once seen.
+    pub host: Option<String>,
+}
+
+impl Me {
+    /// Known by nick only.
+    pub fn new(nick: &str) -> Me {
+        Me {
+            nick: nick.to_string(),
+            user: None,
+            host: None,
+        }
+    }
+
+    /// The bytes of `nick!user@host`: the real ones when known, else the longest usual.
+    fn prefix_len(&self) -> usize {
+        let userhost = match (&self.user, &self.host) {
+            (Some(user), Some(host)) => 1 + user.len() + 1 + host.len(),
+            _ => USERHOST_ROOM,
+        };
+        self.nick.len() + userhost
+    }
+}
+
 /// The most text bytes that fit in one `verb target :text` relayed with our prefix.
-pub fn text_budget(nick: &str, verb: &str, target: &str, extra: usize) -> usize {
-    // ":" nick userhost " " verb " " target " :" text "\r\n"
-    let overhead = 1 + nick.len() + USERHOST_ROOM + 1 + verb.len() + 1 + target.len() + 2 + 2;
+pub fn text_budget(me: &Me, verb: &str, target: &str, extra: usize) -> usize {
+    // ":" prefix " " verb " " target " :" text "\r\n"
+    let overhead = 1 + me.prefix_len() + 1 + verb.len() + 1 + target.len() + 2 + 2;
     MAX_LINE.saturating_sub(overhead + extra).max(16)
 }
 
@@ -57,16 +89,16 @@ pub struct Rendered {
 }
 
 /// The wire lines (without CR LF) for one outbound command, or none if it is not for the wire.
-pub fn render(out: &Outbound, nick: &str) -> Result<Rendered, BuildError> {
+pub fn render(out: &Outbound, me: &Me) -> Result<Rendered, BuildError> {
     let mut cut = 0;
-    let lines = render_lines(out, nick, &mut cut)?;
+    let lines = render_lines(out, me, &mut cut)?;
     Ok(Rendered { lines, cut })
 }
 
-fn render_lines(out: &Outbound, nick: &str, cut: &mut usize) -> Result<Vec<String>, BuildError> {
+fn render_lines(out: &Outbound, me: &Me, cut: &mut usize) -> Result<Vec<String>, BuildError> {
     let mut text_lines = |verb: &str, target: &str, text: &str, wrap: Option<(&str, &str)>| {
         let extra = wrap.map_or(0, |(a, b)| a.len() + b.len());
-        let budget = text_budget(nick, verb, target, extra);
+        let budget = text_budget(me, verb, target, extra);
         let pieces = split_bytes(text, budget);
         *cut += pieces.len().saturating_sub(MAX_PIECES);
         pieces
@@ -130,7 +162,7 @@ mod tests {
                     target: "#channel".into(),
                     text: text.clone(),
                 },
-                nick,
+                &Me::new(nick),
             )
             .expect("render")
             .lines;
@@ -148,13 +180,43 @@ mod tests {
     }
 
     #[test]
+    fn the_real_prefix_once_known_gives_the_budget() {
+        let text = "y".repeat(470);
+        let say = Outbound::Privmsg {
+            target: "#c".into(),
+            text: text.clone(),
+        };
+        let mut me = Me::new("hb");
+        assert_eq!(render(&say, &me).expect("render").lines.len(), 2);
+        me.user = Some("u".into());
+        me.host = Some("h".into());
+        let lines = render(&say, &me).expect("render").lines;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].ends_with(&text), "{lines:?}");
+        let relayed = format!(":hb!u@h {}\r\n", lines[0]);
+        assert!(relayed.len() <= MAX_LINE, "{}", relayed.len());
+        // One byte more than fits with the real prefix is split again.
+        let fits = MAX_LINE - ":hb!u@h PRIVMSG #c :\r\n".len();
+        let exact = Outbound::Privmsg {
+            target: "#c".into(),
+            text: "z".repeat(fits),
+        };
+        assert_eq!(render(&exact, &me).expect("render").lines.len(), 1);
+        let over = Outbound::Privmsg {
+            target: "#c".into(),
+            text: "z".repeat(fits + 1),
+        };
+        assert_eq!(render(&over, &me).expect("render").lines.len(), 2);
+    }
+
+    #[test]
     fn text_beyond_the_piece_cap_is_counted() {
         let r = render(
             &Outbound::Privmsg {
                 target: "#c".into(),
                 text: "z".repeat(400 * (MAX_PIECES + 3)),
             },
-            "hamper",
+            &Me::new("hamper"),
         )
         .expect("render");
         assert_eq!(r.lines.len(), MAX_PIECES);
@@ -176,7 +238,7 @@ mod tests {
                 target: "#c".into(),
                 text: "waves".into(),
             },
-            "hamper",
+            &Me::new("hamper"),
         )
         .expect("render")
         .lines;
@@ -193,7 +255,7 @@ mod tests {
             },
         ];
         for out in &sneaky {
-            match render(out, "hamper") {
+            match render(out, &Me::new("hamper")) {
                 Ok(r) => assert!(r.lines.iter().all(|l| !l.contains(['\r', '\n']))),
                 Err(e) => assert_eq!(e, BuildError::LineBreak),
             }
@@ -203,7 +265,7 @@ mod tests {
                 channel: "#c\r\nQUIT".into(),
                 key: None,
             },
-            "hamper",
+            &Me::new("hamper"),
         )
         .expect("render")
         .lines;

@@ -1,7 +1,9 @@
 //! Plugins: child processes speaking the protocol, each supervised by its own task.
 
 pub mod lane;
+pub mod manager;
 pub mod process;
+pub mod report;
 pub mod restart;
 pub mod runner;
 
@@ -11,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use hamper_protocol::{FromPlugin, HostHello, Message, Outcome, PluginHello, ToPlugin};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::queue::{ByteSender, Weigh};
 pub use lane::{RouterCall, StorageSlot};
+pub use manager::{Plugins, Slot};
 pub use runner::{spawn_runner, RunnerSettings};
 
 /// One protocol line for a plugin, newline included, encoded once however many plugins get it.
@@ -59,8 +63,11 @@ pub enum State {
     Running,
     /// Stopped unexpectedly; waiting to start again.
     Restarting,
-    /// Given up on, with the reason. The rest of the bot carries on.
+    /// Given up on, with the reason. The rest of the bot carries on; unless the failure is
+    /// permanent, it is tried again after `failed_retry`.
     Failed(String),
+    /// Stopped by an owner (`!disable`) until `!enable`: not restarted, not retried.
+    Disabled,
     /// Shut down.
     Stopped,
 }
@@ -73,6 +80,7 @@ impl State {
             State::Running => "running",
             State::Restarting => "restarting",
             State::Failed(_) => "failed",
+            State::Disabled => "disabled",
             State::Stopped => "stopped",
         }
     }
@@ -89,6 +97,10 @@ pub struct Status {
     pub generation: u64,
     /// Its latest hello.
     pub hello: Option<PluginHello>,
+    /// Since when the current process has been running (its handshake done).
+    pub since: Option<tokio::time::Instant>,
+    /// When it will be started next, while it waits to restart or to be retried after failing.
+    pub next_start: Option<tokio::time::Instant>,
 }
 
 /// The router's handle on one plugin.
@@ -100,6 +112,8 @@ pub struct PluginHandle {
     ctl: mpsc::UnboundedSender<Control>,
     status: Arc<Mutex<Status>>,
     counters: Arc<Counters>,
+    /// Stops this plugin alone, for good (it was removed from the config).
+    stop: CancellationToken,
 }
 
 /// Counts of faults, for logs and `!plugins`.
@@ -111,6 +125,9 @@ pub struct Counters {
     pub malformed: AtomicU64,
     /// Times the plugin was restarted.
     pub restarts: AtomicU64,
+    /// Lines of the plugin's that the IRC connection dropped because the plugin's share of the
+    /// send queue was full.
+    pub unsent: Arc<AtomicU64>,
 }
 
 impl PluginHandle {
@@ -150,6 +167,16 @@ impl PluginHandle {
         let _ = self.ctl.send(Control::Sync(token));
     }
 
+    /// Asks the runner to act on an owner's command.
+    pub fn control(&self, ctl: Control) {
+        let _ = self.ctl.send(ctl);
+    }
+
+    /// Stops the plugin for good, as at shutdown: its runner ends once the process is gone.
+    pub fn remove(&self) {
+        self.stop.cancel();
+    }
+
     /// The plugin's state, without copying the rest of its status.
     pub fn state(&self) -> State {
         self.status
@@ -171,6 +198,14 @@ impl PluginHandle {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+
+    /// The plugin as the sender of lines to the network.
+    pub fn origin(&self) -> crate::chat::Origin {
+        crate::chat::Origin::Plugin {
+            name: Arc::from(self.name.as_str()),
+            unsent: self.counters.unsent.clone(),
+        }
+    }
 }
 
 /// Requests from the router to a runner.
@@ -179,6 +214,14 @@ pub enum Control {
     /// Send a ping and report [`FromRunner::Synced`] with this token when the pong comes
     /// (or at once if the plugin is not running).
     Sync(u64),
+    /// Stop the plugin gracefully, if it runs, and start it again at once with a fresh crash
+    /// history, whatever its state (failed included), except disabled. The asker, if any, is
+    /// told when it runs again or why it did not start.
+    Restart(Option<Arc<Message>>),
+    /// Stop the plugin gracefully and keep it stopped until [`Control::Enable`].
+    Disable(Option<Arc<Message>>),
+    /// Start a disabled plugin again.
+    Enable(Option<Arc<Message>>),
 }
 
 /// Messages from runners to the router, in the order each plugin produced them.
@@ -216,9 +259,10 @@ pub enum FromRunner {
         /// The token.
         token: u64,
     },
-    /// Commands the plugin will never answer: the router tells their senders why.
-    Unanswered {
-        /// The messages that held the commands.
+    /// Text for the senders of these messages: why the plugin will never answer their
+    /// commands, or how an owner's command (`!restart`, `!disable`, `!enable`) turned out.
+    Tell {
+        /// The messages to answer.
         messages: Vec<Arc<Message>>,
         /// What to tell their senders.
         text: String,

@@ -427,8 +427,13 @@ fn log_stderr(name: &str, pid: u32, line: &[u8], cut: bool) {
     if text.is_empty() {
         return;
     }
-    let suffix = if cut { " [line cut]" } else { "" };
-    tracing::info!(target: "plugin", plugin = %name, pid, "{text}{suffix}");
+    if cut {
+        // The cut may fall inside a secret, which the log's masking would no longer know.
+        let text = crate::redact::stderr_redactor().redact_cut(text);
+        tracing::info!(target: "plugin", plugin = %name, pid, "{text} [line cut]");
+    } else {
+        tracing::info!(target: "plugin", plugin = %name, pid, "{text}");
+    }
 }
 
 /// The live (not zombie) processes of a group, read from /proc. Zombies do not count: an orphan

@@ -2,8 +2,11 @@
 //!
 //! A plugin that ran healthily for a while and then crashed restarts at once. Crashes in quick
 //! succession back off exponentially up to a cap, and too many crashes within a window mark the
-//! plugin failed, so one bad plugin cannot spin the host. Kept free of clocks and sleeps so it is
-//! tested as a table; the IRC reconnect loop uses the same [`Backoff`].
+//! plugin failed, so one bad plugin cannot spin the host. Failed is not forever: a failed plugin
+//! is tried again after `failed_retry`, with a fresh crash budget, so a plugin that needed
+//! something that has since come back (a file, a service) recovers without anyone restarting the
+//! bot. Kept free of clocks and sleeps so it is tested as a table; the IRC reconnect loop uses
+//! the same [`Backoff`].
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,8 @@ pub struct RestartPolicy {
     pub max_crashes: u32,
     /// The window for `max_crashes`.
     pub window: Duration,
+    /// How long a failed plugin waits before it is tried again; `None` leaves it failed.
+    pub failed_retry: Option<Duration>,
 }
 
 impl Default for RestartPolicy {
@@ -56,6 +61,7 @@ impl Default for RestartPolicy {
             healthy_after: Duration::from_secs(10),
             max_crashes: 5,
             window: Duration::from_secs(60),
+            failed_retry: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -65,8 +71,12 @@ impl Default for RestartPolicy {
 pub enum Decision {
     /// Start it again after this delay.
     RestartAfter(Duration),
-    /// Give up: too many crashes in the window.
-    Fail,
+    /// Give up for now: too many crashes in the window. The plugin is tried again, with a fresh
+    /// history, after `retry_after`, or never when it is `None`.
+    Fail {
+        /// When to try again.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl RestartPolicy {
@@ -77,7 +87,9 @@ impl RestartPolicy {
             .filter(|r| now.saturating_duration_since(r.ended) < self.window)
             .count();
         if recent as u32 >= self.max_crashes {
-            return Decision::Fail;
+            return Decision::Fail {
+                retry_after: self.failed_retry,
+            };
         }
         let quick = history
             .iter()
@@ -105,6 +117,7 @@ mod tests {
             healthy_after: Duration::from_secs(10),
             max_crashes: 4,
             window: Duration::from_secs(60),
+            failed_retry: Some(Duration::from_secs(300)),
         }
     }
 
@@ -122,6 +135,9 @@ mod tests {
     fn decisions_table() {
         let t0 = Instant::now();
         let secs = |s| Decision::RestartAfter(Duration::from_secs(s));
+        let fail = Decision::Fail {
+            retry_after: Some(Duration::from_secs(300)),
+        };
         // (runs as (start, length), now, expected)
         type Case<'a> = (&'a [(u64, u64)], u64, Decision);
         let cases: &[Case] = &[
@@ -129,7 +145,7 @@ mod tests {
             (&[(0, 0)], 0, secs(1)),
             (&[(0, 0), (1, 0)], 1, secs(2)),
             (&[(0, 0), (1, 0), (3, 0)], 3, secs(4)),
-            (&[(0, 0), (1, 0), (3, 0), (7, 0)], 7, Decision::Fail),
+            (&[(0, 0), (1, 0), (3, 0), (7, 0)], 7, fail),
             // The same crashes spread beyond the window do not fail the plugin.
             (&[(0, 0), (100, 0), (200, 0), (300, 0)], 300, secs(8)),
             // A healthy run resets the backoff.
@@ -144,6 +160,46 @@ mod tests {
             let got = policy().next_delay(&history(t0, runs), t0 + Duration::from_secs(*now));
             assert_eq!(got, *want, "runs {runs:?} at {now}");
         }
+    }
+
+    /// A failed plugin is tried again after `failed_retry` with a fresh history (the runner
+    /// clears it), so the retry gets the whole crash budget again; without `failed_retry` it
+    /// stays failed.
+    #[test]
+    fn failed_is_retried_with_a_fresh_budget_unless_retry_is_off() {
+        let t0 = Instant::now();
+        let crashes = history(t0, &[(0, 0), (1, 0), (3, 0), (7, 0)]);
+        let now = t0 + Duration::from_secs(7);
+        let off = RestartPolicy {
+            failed_retry: None,
+            ..policy()
+        };
+        assert_eq!(
+            off.next_delay(&crashes, now),
+            Decision::Fail { retry_after: None }
+        );
+        let Decision::Fail {
+            retry_after: Some(wait),
+        } = policy().next_delay(&crashes, now)
+        else {
+            panic!("four quick crashes fail the plugin");
+        };
+        // The retry crashes at once: a fresh history restarts it after the first backoff step,
+        // and it fails again only after as many crashes as the first time.
+        let retry = now + wait;
+        let again = [Run {
+            started: retry,
+            ended: retry,
+        }];
+        assert_eq!(
+            policy().next_delay(&again, retry),
+            Decision::RestartAfter(Duration::from_secs(1))
+        );
+        let four = history(retry, &[(0, 0), (1, 0), (3, 0), (7, 0)]);
+        assert!(matches!(
+            policy().next_delay(&four, retry + Duration::from_secs(7)),
+            Decision::Fail { .. }
+        ));
     }
 
     #[test]
