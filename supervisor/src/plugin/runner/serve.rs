@@ -33,7 +33,7 @@ const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// Lines written to a plugin in one write, at most this many bytes, when several are ready.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Bytes of events written to a plugin ahead of its pongs, at most (see [`write_lines`]).
-const WINDOW: u64 = 128 * 1024;
+const WINDOW: u64 = 64 * 1024;
 
 type Lines = FramedRead<tokio::process::ChildStdout, NdjsonCodec<FromPlugin, ToPlugin>>;
 /// What the handshake deadline gives: nothing in time, end of stream, an I/O error, a bad line,
