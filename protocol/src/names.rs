@@ -82,11 +82,19 @@ pub fn valid_nick(nick: &str) -> bool {
         && nick.len() <= 30
 }
 
-/// Whether `name` looks like a channel: it starts with one of the usual channel prefixes
-/// (`#`, `&`, `+`, `!`) and holds no space, comma, BEL, CR, LF or NUL.
+/// The characters channel names start with on the usual networks.
+pub const CHANNEL_PREFIXES: [char; 4] = ['#', '&', '+', '!'];
+
+/// Whether `name` starts like a channel rather than a nick: a message to it is not private.
+pub fn has_channel_prefix(name: &str) -> bool {
+    name.starts_with(CHANNEL_PREFIXES)
+}
+
+/// Whether `name` is a usable channel name: a channel prefix and at least one more character,
+/// with no space, comma, BEL, CR, LF or NUL.
 pub fn is_channel(name: &str) -> bool {
     name.len() >= 2
-        && name.starts_with(['#', '&', '+', '!'])
+        && has_channel_prefix(name)
         && !name.contains([' ', ',', '\u{7}', '\r', '\n', '\0'])
 }
 

@@ -31,6 +31,7 @@ use crate::plugin::lane::error;
 use crate::plugin::{encode, report, FromRunner, Plugins, RouterCall, State};
 use crate::queue::ByteReceiver;
 use crate::reload::Reload;
+use hamper_protocol::names::has_channel_prefix;
 
 /// Requests to the router from the rest of the bot.
 #[derive(Debug)]
@@ -162,10 +163,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn is_channel(target: &str) -> bool {
-    target.starts_with(['#', '&', '+', '!'])
 }
 
 impl Router {
@@ -512,7 +509,7 @@ impl Router {
         if self.is_me(&source.nick) {
             return;
         }
-        let private = !is_channel(&target);
+        let private = !has_channel_prefix(&target);
         let addressed = address(
             &text,
             &self.bot.nick,
@@ -678,7 +675,7 @@ impl Router {
                     return;
                 }
                 let key_ok = j.key.as_deref().is_none_or(valid_word);
-                if !is_channel(&j.channel) || !valid_word(&j.channel) || !key_ok {
+                if !has_channel_prefix(&j.channel) || !valid_word(&j.channel) || !key_ok {
                     warn!(plugin = %name, channel = %j.channel, "join refused: not a valid channel name or key");
                     return;
                 }
@@ -696,7 +693,7 @@ impl Router {
                     warn!(plugin = %name, channel = %p.channel, "part refused: the plugin has no `part` grant; add grants: [part] to its entry in plugins");
                     return;
                 }
-                if !is_channel(&p.channel) || !valid_word(&p.channel) {
+                if !has_channel_prefix(&p.channel) || !valid_word(&p.channel) {
                     warn!(plugin = %name, channel = %p.channel, "part refused: not a valid channel name");
                     return;
                 }

@@ -172,29 +172,20 @@ impl Acl {
 
     /// The ACL in its JSON shape, for `check-config`.
     pub fn to_json(&self) -> Value {
-        let strings =
-            |items: Vec<String>| Value::Array(items.into_iter().map(Value::String).collect());
-        let groups: Map<String, Value> = self
-            .groups
-            .iter()
-            .map(|(name, ms)| {
-                (
-                    name.clone(),
-                    strings(ms.iter().map(|m| m.to_string()).collect()),
-                )
-            })
-            .collect();
-        let permissions: Map<String, Value> = self
-            .rules
-            .iter()
-            .map(|(s, ps)| {
-                (
-                    s.to_string(),
-                    strings(ps.iter().map(|p| p.to_string()).collect()),
-                )
-            })
-            .collect();
-        serde_json::json!({"groups": groups, "permissions": permissions})
+        fn listing<'a, K: ToString + 'a, V: ToString + 'a>(
+            entries: impl Iterator<Item = &'a (K, Vec<V>)>,
+        ) -> Map<String, Value> {
+            entries
+                .map(|(key, items)| {
+                    let items = items.iter().map(|i| Value::String(i.to_string()));
+                    (key.to_string(), Value::Array(items.collect()))
+                })
+                .collect()
+        }
+        serde_json::json!({
+            "groups": listing(self.groups.iter()),
+            "permissions": listing(self.rules.iter()),
+        })
     }
 }
 

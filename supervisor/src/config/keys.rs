@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use hamper_protocol::names::valid_nick;
+use hamper_protocol::names::{is_channel, valid_nick};
 
 use super::access::{parse_acl, parse_owners};
 use super::error::{ConfigError, KeyError};
@@ -330,10 +330,7 @@ fn parse_channels(v: &Value, errors: &mut Vec<KeyError>) -> Vec<ChannelSpec> {
             .next()
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty());
-        if !name.starts_with(['#', '&', '+', '!'])
-            || name.len() < 2
-            || name.contains([',', '\u{7}'])
-        {
+        if !is_channel(&name) {
             errors.push(KeyError::new(
                 &format!("channels[{i}]"),
                 &format!("`{item}` is not a channel name"),

@@ -14,6 +14,7 @@ use super::outbound::Me;
 use super::send_queue::MAX_LANE;
 use super::tags;
 use crate::chat::{Inbound, Origin, Outbound, Source};
+use hamper_protocol::names::has_channel_prefix;
 use hamper_protocol::CaseMapping;
 
 impl Session<'_> {
@@ -131,7 +132,7 @@ impl Session<'_> {
                     .owners
                     .iter()
                     .any(|o| o.matches(&source, self.casemapping));
-                if owner && channel.starts_with(['#', '&', '+', '!']) {
+                if owner && has_channel_prefix(&channel) {
                     info!(%channel, by = %source.nick, "invited by an owner; joining");
                     self.enqueue(
                         &Origin::Bot,

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use hamper_protocol::{CommandEvent, CommandSpec, Message};
 use tracing::{error, info, warn};
 
-use super::{is_channel, valid_word, Router};
+use hamper_protocol::names::has_channel_prefix;
+
+use super::{valid_word, Router};
 use crate::chat::{Origin, Outbound};
 use crate::plugin::{report, Control, State};
 use crate::reload;
@@ -371,7 +373,7 @@ impl Router {
 
 /// Why `channel` cannot be joined or left, if it cannot.
 fn bad_channel(channel: &str) -> Option<String> {
-    (!is_channel(channel) || !valid_word(channel)).then(|| {
+    (!has_channel_prefix(channel) || !valid_word(channel)).then(|| {
         format!(
             "{} is not a channel name: a channel starts with #, &, + or ! and has no spaces, commas or control characters.",
             echo(channel)
